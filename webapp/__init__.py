@@ -1,0 +1,139 @@
+"""Crewclock: time tracking for construction crews, with a first-class Procore integration."""
+
+import logging
+import os
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+
+from config import INSTANCE_DIR, config_from_env
+from webapp.extensions import csrf, db, login_manager, migrate, oauth
+
+
+def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
+    """Build the Flask app for `config_class` (from CREWCLOCK_ENV by default)."""
+    config_class = config_class or config_from_env()
+    if hasattr(config_class, "check"):
+        config_class.check()
+    app = Flask(__name__, instance_path=str(instance_path or INSTANCE_DIR))
+    app.config.from_object(config_class)
+    app.config.update(overrides)
+    os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_security_headers(app)
+    register_error_handlers(app)
+    register_template_helpers(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from webapp import models  # noqa: F401  (the whole schema, for Alembic)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    csrf.init_app(app)
+    oauth.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.session_protection = "strong"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from webapp.models import User
+
+        user = db.session.get(User, int(user_id))
+        return user if user is not None and user.active else None
+
+
+def register_blueprints(app: Flask) -> None:
+    from webapp.auth.routes import bp as auth_bp
+    from webapp.costcodes.routes import bp as costcodes_bp
+    from webapp.integrations.routes import bp as integrations_bp
+    from webapp.people.routes import bp as people_bp
+    from webapp.projects.routes import bp as projects_bp
+    from webapp.settings.routes import bp as settings_bp
+    from webapp.timecards.routes import bp as timecards_bp
+
+    for bp in (
+        auth_bp,
+        people_bp,
+        projects_bp,
+        costcodes_bp,
+        timecards_bp,
+        settings_bp,
+        integrations_bp,
+    ):
+        app.register_blueprint(bp)
+
+
+def register_security_headers(app: Flask) -> None:
+    login_origin = app.config["PROCORE_LOGIN_URL"]
+
+    @app.after_request
+    def security_headers(response):
+        # form-action must allow the redirect to Procore's login after 'Connect'.
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+            f"form-action 'self' {login_origin}",
+        )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    import redis
+
+    from webapp.htmx import is_fragment_request
+
+    def render_error(status: int, title: str, message: str):
+        template = "errors/_error.html" if is_fragment_request() else "errors/error.html"
+        return render_template(template, status=status, title=title, message=message), status
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_error(400, "Form expired", "The form was missing its security token. Reload the page and try again.")
+
+    @app.errorhandler(403)
+    def forbidden(error):
+        return render_error(403, "Not allowed", "Your role does not allow this. Ask an admin if you need it.")
+
+    @app.errorhandler(404)
+    def not_found(error):
+        return render_error(404, "Not found", "That page or record does not exist in your company.")
+
+    @app.errorhandler(413)
+    def too_large(error):
+        return render_error(413, "Too large", "The request was too large.")
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    def redis_down(error):
+        app.logger.warning("Redis unavailable during %s %s", request.method, request.path)
+        return render_error(
+            503,
+            "Background work is paused",
+            "The job queue (Redis) is not reachable right now. Your data is safe; "
+            "try again in a minute.",
+        )
+
+
+def register_template_helpers(app: Flask) -> None:
+    from webapp.models import Role
+
+    @app.context_processor
+    def inject_globals():
+        return {"Role": Role, "htmx_src": "vendor/htmx-2.0.11.min.js"}
+
+
+def register_cli(app: Flask) -> None:
+    from webapp.cli import register
+
+    register(app)

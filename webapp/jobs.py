@@ -1,0 +1,62 @@
+"""RQ job functions: ids in, call a service inside an app context, record, re-raise.
+
+Jobs run in worker processes that build their own app; each job is safe to run twice.
+"""
+
+import os
+from functools import wraps
+
+from rq import Retry
+
+# Defaults every enqueue uses (reliability.md §2.7).
+JOB_TIMEOUT = 30 * 60
+JOB_RETRY = Retry(max=3, interval=[30, 120, 600])
+RESULT_TTL = 3600
+FAILURE_TTL = 7 * 24 * 3600
+
+_app = None
+_app_pid = None
+
+
+def job_app():
+    """The Flask app for job code: the current one, or one built once per worker process."""
+    from flask import current_app
+
+    global _app
+    try:
+        return current_app._get_current_object()
+    except RuntimeError:
+        pass
+    if _app is None:
+        from webapp import create_app
+
+        _app = create_app()
+    return _app
+
+
+def app_job(func):
+    """Run a job function inside the app context, with a DB pool that is this process's own."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        global _app_pid
+        from webapp.extensions import db
+
+        app = job_app()
+        with app.app_context():
+            if _app_pid != os.getpid():
+                # A forked work horse must not share pooled connections with its parent.
+                db.engine.dispose(close=False)
+                _app_pid = os.getpid()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                db.session.remove()
+
+    return wrapper
+
+
+@app_job
+def ping(company_id: int) -> int:
+    """A no-op job used by the worker health check."""
+    return company_id

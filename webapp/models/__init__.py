@@ -1,0 +1,22 @@
+"""All models, imported here so Alembic and the app see the whole schema."""
+
+from webapp.models.company import Company
+from webapp.models.project import CostCode, Project, TimeEntryMode, project_cost_code
+from webapp.models.timecard import TimeCard, TimeCardEvent, TimeCardStatus, TimeEntry, WorkType
+from webapp.models.user import APPROVER_ROLES, Role, User
+
+__all__ = [
+    "APPROVER_ROLES",
+    "Company",
+    "CostCode",
+    "Project",
+    "Role",
+    "TimeCard",
+    "TimeCardEvent",
+    "TimeCardStatus",
+    "TimeEntry",
+    "TimeEntryMode",
+    "User",
+    "WorkType",
+    "project_cost_code",
+]

@@ -1,0 +1,121 @@
+"""Weekly time cards, their entries, and the history of every change."""
+
+import enum
+from datetime import date, datetime, time
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+from webapp.models.base import BigId, IdMixin, TimestampMixin, UTCDateTime, company_fk, utcnow
+
+
+def _enum(cls):
+    return sa.Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+
+
+class TimeCardStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    REJECTED = "rejected"  # back with the worker, editable, with the approver's note
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+class WorkType(enum.StrEnum):
+    REGULAR = "regular"
+    OVERTIME = "overtime"
+    DOUBLE_TIME = "double_time"
+
+    @property
+    def label(self) -> str:
+        return {"regular": "Regular", "overtime": "Overtime", "double_time": "Double time"}[
+            self.value
+        ]
+
+
+class TimeCard(IdMixin, TimestampMixin, db.Model):
+    __tablename__ = "time_card"
+    __table_args__ = (
+        sa.UniqueConstraint("company_id", "user_id", "week_start"),
+        sa.Index("ix_time_card_company_status", "company_id", "status"),
+    )
+
+    company_id: Mapped[int] = company_fk()
+    user_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("user_account.id", ondelete="CASCADE"), index=True
+    )
+    week_start: Mapped[date]  # the Monday of the week
+    status: Mapped[TimeCardStatus] = mapped_column(
+        _enum(TimeCardStatus), default=TimeCardStatus.DRAFT
+    )
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_by_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    rejection_note: Mapped[str | None] = mapped_column(sa.Text)
+
+    user = relationship("User", foreign_keys=[user_id], lazy="joined")
+    approved_by = relationship("User", foreign_keys=[approved_by_id])
+    entries = relationship(
+        "TimeEntry",
+        back_populates="time_card",
+        order_by="(TimeEntry.work_date, TimeEntry.start_time, TimeEntry.id)",
+        cascade="all, delete-orphan",
+    )
+    events = relationship(
+        "TimeCardEvent",
+        order_by="TimeCardEvent.id.desc()",
+        cascade="all, delete-orphan",
+    )
+
+    @property
+    def editable_by_worker(self) -> bool:
+        return self.status in (TimeCardStatus.DRAFT, TimeCardStatus.REJECTED)
+
+
+class TimeEntry(IdMixin, TimestampMixin, db.Model):
+    __tablename__ = "time_entry"
+    __table_args__ = (sa.Index("ix_time_entry_card_date", "time_card_id", "work_date"),)
+
+    company_id: Mapped[int] = company_fk()
+    time_card_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("time_card.id", ondelete="CASCADE")
+    )
+    work_date: Mapped[date]
+    project_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("project.id"), index=True)
+    cost_code_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("cost_code.id"))
+    start_time: Mapped[time | None]
+    end_time: Mapped[time | None]
+    break_minutes: Mapped[int] = mapped_column(default=0)
+    hours: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
+    work_type: Mapped[WorkType] = mapped_column(_enum(WorkType), default=WorkType.REGULAR)
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+
+    time_card = relationship("TimeCard", back_populates="entries")
+    project = relationship("Project", lazy="joined")
+    cost_code = relationship("CostCode", lazy="joined")
+
+
+class TimeCardEvent(IdMixin, db.Model):
+    """One line of a card's history: who did what, when."""
+
+    __tablename__ = "time_card_event"
+
+    company_id: Mapped[int] = company_fk()
+    time_card_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("time_card.id", ondelete="CASCADE"), index=True
+    )
+    actor_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    action: Mapped[str] = mapped_column(sa.String(40))
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    actor = relationship("User", lazy="joined")

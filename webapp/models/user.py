@@ -1,0 +1,76 @@
+"""People: users of a company, with a role."""
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask_login import UserMixin
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.extensions import db
+from webapp.models.base import IdMixin, TimestampMixin, UTCDateTime, company_fk
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    SUPERVISOR = "supervisor"
+    WORKER = "worker"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+
+APPROVER_ROLES = (Role.ADMIN, Role.MANAGER, Role.SUPERVISOR)
+
+
+class User(IdMixin, TimestampMixin, UserMixin, db.Model):
+    __tablename__ = "user_account"
+    __table_args__ = (
+        sa.UniqueConstraint("company_id", "employee_id"),
+        sa.Index("ix_user_account_company_name", "company_id", "last_name", "first_name"),
+    )
+
+    company_id: Mapped[int] = company_fk()
+    first_name: Mapped[str] = mapped_column(sa.String(100))
+    last_name: Mapped[str] = mapped_column(sa.String(100))
+    # Login identifiers are unique across the whole installation, stored lower-case.
+    username: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254), unique=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(40))
+    employee_id: Mapped[str | None] = mapped_column(sa.String(40))
+    role: Mapped[Role] = mapped_column(
+        sa.Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        default=Role.WORKER,
+    )
+    active: Mapped[bool] = mapped_column(default=True)
+    password_hash: Mapped[str | None] = mapped_column(sa.String(255))
+    time_zone: Mapped[str] = mapped_column(sa.String(64), default="America/New_York")
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: deactivated users cannot log in
+        return self.active
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+    def has_role(self, *roles: Role) -> bool:
+        return self.role in roles
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def can_approve(self) -> bool:
+        return self.role in APPROVER_ROLES
