@@ -148,7 +148,9 @@ class CSRFClient(FlaskClient):
             if "csrf_token" not in sess:
                 sess["csrf_token"] = hashlib.sha1(os.urandom(64)).hexdigest()
             raw = sess["csrf_token"]
-        serializer = URLSafeTimedSerializer(self.application.config["SECRET_KEY"], salt="wtf-csrf-token")
+        serializer = URLSafeTimedSerializer(
+            self.application.config["SECRET_KEY"], salt="wtf-csrf-token"
+        )
         return serializer.dumps(raw)
 
     def login(self, user: User, password: str = PASSWORD):

@@ -100,11 +100,17 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        return render_error(400, "Form expired", "The form was missing its security token. Reload the page and try again.")
+        return render_error(
+            400,
+            "Form expired",
+            "The form was missing its security token. Reload the page and try again.",
+        )
 
     @app.errorhandler(403)
     def forbidden(error):
-        return render_error(403, "Not allowed", "Your role does not allow this. Ask an admin if you need it.")
+        return render_error(
+            403, "Not allowed", "Your role does not allow this. Ask an admin if you need it."
+        )
 
     @app.errorhandler(404)
     def not_found(error):

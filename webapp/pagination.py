@@ -35,7 +35,9 @@ def paginate(query: sa.Select, per_page: int | None = None) -> Page:
         page = max(1, int(request.args.get("page", 1)))
     except ValueError:
         page = 1
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.order_by(None).subquery()))
+    total = db.session.scalar(
+        sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
+    )
     page = min(page, max(1, -(-total // per_page)))
     items = list(db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).unique())
     return Page(items=items, page=page, per_page=per_page, total=total)

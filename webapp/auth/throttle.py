@@ -27,15 +27,15 @@ def record_failure(identifier: str, address: str | None) -> None:
     try:
         pipe = get_redis().pipeline()
         for key in _keys(identifier, address):
+            pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)  # window starts at the first failure
             pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS, nx=True)
         pipe.execute()
     except redis.exceptions.RedisError:
-        pass
+        current_app.logger.warning("login failure not counted (Redis down)")
 
 
 def clear_failures(identifier: str, address: str | None) -> None:
     try:
         get_redis().delete(_keys(identifier, address)[0])
     except redis.exceptions.RedisError:
-        pass
+        current_app.logger.warning("login failures not cleared (Redis down)")

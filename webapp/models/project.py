@@ -22,7 +22,9 @@ class TimeEntryMode(enum.StrEnum):
 project_cost_code = sa.Table(
     "project_cost_code",
     db.Model.metadata,
-    sa.Column("project_id", BigId, sa.ForeignKey("project.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "project_id", BigId, sa.ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column(
         "cost_code_id", BigId, sa.ForeignKey("cost_code.id", ondelete="CASCADE"), primary_key=True
     ),
@@ -31,7 +33,9 @@ project_cost_code = sa.Table(
 project_supervisor = sa.Table(
     "project_supervisor",
     db.Model.metadata,
-    sa.Column("project_id", BigId, sa.ForeignKey("project.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "project_id", BigId, sa.ForeignKey("project.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column(
         "user_id", BigId, sa.ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True
     ),

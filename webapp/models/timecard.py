@@ -12,7 +12,9 @@ from webapp.models.base import BigId, IdMixin, TimestampMixin, UTCDateTime, comp
 
 
 def _enum(cls):
-    return sa.Enum(cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    return sa.Enum(
+        cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class TimeCardStatus(enum.StrEnum):

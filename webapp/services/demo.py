@@ -147,17 +147,29 @@ def seed_demo(admin_password: str, today: date | None = None) -> Company:
                 entry.hours = Decimal("8.00")
             db.session.add(entry)
         db.session.add(
-            TimeCardEvent(company_id=company.id, time_card_id=card.id, actor_id=worker.id, action="created")
+            TimeCardEvent(
+                company_id=company.id, time_card_id=card.id, actor_id=worker.id, action="created"
+            )
         )
         if status != TimeCardStatus.DRAFT:
             card.submitted_at = now
             db.session.add(
-                TimeCardEvent(company_id=company.id, time_card_id=card.id, actor_id=worker.id, action="submitted")
+                TimeCardEvent(
+                    company_id=company.id,
+                    time_card_id=card.id,
+                    actor_id=worker.id,
+                    action="submitted",
+                )
             )
         if status == TimeCardStatus.APPROVED:
             card.approved_at, card.approved_by_id = now, supervisor.id
             db.session.add(
-                TimeCardEvent(company_id=company.id, time_card_id=card.id, actor_id=supervisor.id, action="approved")
+                TimeCardEvent(
+                    company_id=company.id,
+                    time_card_id=card.id,
+                    actor_id=supervisor.id,
+                    action="approved",
+                )
             )
         if status == TimeCardStatus.REJECTED:
             card.rejection_note = "Wednesday is missing the cost code for the pour; please fix."
