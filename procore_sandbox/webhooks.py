@@ -146,6 +146,7 @@ def _str_or_none(value: Any) -> str | None:
 @dataclass
 class _Queued:
     change: dict
+    hook_uid: str | None  # ids restart after a sandbox reset; this tells hooks apart
     repeats_left: int = 0  # extra copies still to send (the duplicate-delivery test switch)
 
 
@@ -187,8 +188,8 @@ class Deliverer:
         source_application_id: str | None,
     ) -> None:
         """Queue one event per hook whose trigger matches this change."""
-        hook_ids = self.matching_hooks(company_id, project_id, resource_name, event_type)
-        if not hook_ids:
+        hooks = self.matching_hooks(company_id, project_id, resource_name, event_type)
+        if not hooks:
             return
         now = self.store.time()
         ms = int(now * 1000)
@@ -204,13 +205,13 @@ class Deliverer:
             "resource_id": resource_id,
             "source_application_id": source_application_id,
         }
-        for hook_id in hook_ids:
-            self.enqueue(hook_id, change)
+        for hook_id, hook_uid in hooks:
+            self.enqueue(hook_id, change, hook_uid)
 
     def matching_hooks(
         self, company_id: int | None, project_id: int | None, resource_name: str, event_type: str
-    ) -> list[int]:
-        """Ids of hooks with a trigger for (resource_name, event_type) in this change's scope."""
+    ) -> list[tuple[int, str | None]]:
+        """(id, uid) of hooks with a trigger for (resource_name, event_type) in this scope."""
         with self.store.lock:
             hooks = self.store.table("hooks")
             found = []
@@ -220,17 +221,17 @@ class Deliverer:
                 if trigger["event_type"] != event_type:
                     continue
                 hook = hooks.get(trigger["webhook_hook_id"])
-                if hook is None or hook["id"] in found:
+                if hook is None or any(hook["id"] == known for known, _ in found):
                     continue
                 if hook["owned_by_project_id"] is not None:
                     if project_id is None or hook["owned_by_project_id"] != project_id:
                         continue
                 elif hook["owned_by_company_id"] != company_id:
                     continue
-                found.append(hook["id"])
+                found.append((hook["id"], hook.get("uid")))
             return found
 
-    def enqueue(self, hook_id: int, change: dict) -> None:
+    def enqueue(self, hook_id: int, change: dict, hook_uid: str | None = None) -> None:
         """Append an event to a hook's queue and make sure a worker is on it."""
         repeats = 1 if self.duplicate_deliveries else 0
         with self._lock:
@@ -239,7 +240,7 @@ class Deliverer:
             destination = self._queues.get(hook_id)
             if destination is None:
                 destination = self._queues[hook_id] = _Destination(hook_id)
-            destination.events.append(_Queued(change, repeats))
+            destination.events.append(_Queued(change, hook_uid, repeats))
             if destination.worker is None:
                 destination.worker = threading.Thread(
                     target=self._work,
@@ -280,9 +281,14 @@ class Deliverer:
 
     def _attempt(self, destination: _Destination, queued: _Queued) -> None:
         hook = self.store.get("hooks", destination.hook_id)
-        if hook is None:  # deleted hook (or sandbox reset): its pending events go nowhere
+        if hook is None or hook.get("uid") != queued.hook_uid:
+            # The hook was deleted (or the sandbox reset): this event goes nowhere.
             with self._lock:
-                destination.events.clear()
+                if destination.events and destination.events[0] is queued:
+                    destination.events.popleft()
+                destination.failures = 0
+                destination.failing_since = None
+                destination.next_attempt_at = 0.0
             return
         payload = format_event(queued.change, hook["api_version"])
         started = self.store.time()
@@ -605,6 +611,7 @@ def create_hook():
         "hooks",
         {
             **fields,
+            "uid": os.urandom(8).hex(),
             "company_id": scope.company_id,  # the company a project hook lives in, too
             "owned_by_company_id": scope.company_id if scope.project_id is None else None,
             "owned_by_project_id": scope.project_id,
