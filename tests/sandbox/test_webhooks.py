@@ -614,3 +614,41 @@ def test_deliveries_page_by_last_seen_id(sandbox, api, receiver):
     rest = api.get(path, company_id=api.company_id, page_size=3, page_start=first[-1]["id"])
     assert len(first) == 3 and len(rest.get_json()) == 2
     assert {d["id"] for d in first}.isdisjoint(d["id"] for d in rest.get_json())
+
+
+def test_change_through_the_rest_api_names_the_app_and_the_user(sandbox, api, receiver):
+    hook = create_hook(api, receiver.url)
+    add_trigger(api, hook, "Company Users", "update")
+    client = sandbox.test_client()
+    tokens = client.post("/_sandbox/token", json={"email": "dana.admin@summit.example.com"})
+    token = tokens.get_json()["access_token"]
+    store = store_of(sandbox)
+    admin = store.select("users", company_id=api.company_id, last_name="Whitfield")[0]
+    worker = store.select("users", company_id=api.company_id, last_name="Petrov")[0]
+
+    response = client.patch(
+        f"/rest/v1.0/companies/{api.company_id}/users/{worker['id']}",
+        json={"user": {"job_title": "Foreman"}},
+        headers={"Authorization": f"Bearer {token}", "Procore-Company-Id": str(api.company_id)},
+    )
+    assert response.status_code == 200
+    (request,) = receiver.wait_for(1)
+    event = request["json"]
+    assert event["resource_id"] == worker["id"]
+    assert event["metadata"]["source_application_id"] == CLIENT_ID
+    assert event["user_id"] == admin["id"]
+    assert event["metadata"]["source_user_id"] == admin["id"]
+
+
+def test_deleting_a_hook_drops_the_events_it_was_still_retrying(sandbox, api, receiver):
+    receiver.statuses = [500] * 1000
+    hook = create_hook(api, receiver.url)
+    add_trigger(api, hook, "Projects", "update")
+    rename_project(sandbox, a_project(sandbox), "Never acknowledged")
+    receiver.wait_for(2)
+    gone = api.delete(f"/rest/v1.0/webhooks/hooks/{hook['id']}", company_id=api.company_id)
+    assert gone.status_code == 204
+    wait_idle(sandbox)
+    seen = len(receiver.requests)
+    time.sleep(0.3)  # well past the 0.1 s backoff cap: a live queue would have retried
+    assert len(receiver.requests) == seen
