@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from urllib.parse import urlencode
 
@@ -278,7 +279,7 @@ def token_info():
     if record is None:
         return oauth_error("invalid_token", "The access token is invalid", 401)
     store = current().store
-    remaining = int(record["created_at_ts"] + record["expires_in"] - store.time())
+    remaining = math.ceil(record["created_at_ts"] + record["expires_in"] - store.time())
     return jsonify(
         {
             "resource_owner_id": record["user_id"],

@@ -165,7 +165,11 @@ def build_entry(
             own is None or {"time_in", "time_out", "lunch_time"} & set(clean)
         ):
             clean["hours"] = format_hours(Decimal((span - lunch).total_seconds()) / 3600)
-    if own is None and "hours" not in clean and "hours" not in errors:
+    if (
+        own is None
+        and "hours" not in clean
+        and not {"hours", "time_in", "time_out", "lunch_time"} & set(errors)
+    ):
         errors["hours"] = ["can't be blank (send hours, or time_in and time_out)"]
 
     references = {
