@@ -1,13 +1,122 @@
-"""Placeholder: replaced by the admin pages."""
+"""Users admin pages: list and search, create, edit, deactivate and reactivate."""
 
-from flask import Blueprint
+from flask import Blueprint, flash, redirect, request, url_for
+from flask_login import current_user
 
-from webapp.tenancy import admin_required
+from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
+from webapp.models import Role, User
+from webapp.pagination import paginate
+from webapp.people.forms import clean_user_input
+from webapp.services import people as service
+from webapp.tenancy import admin_required, current_company_id, get_scoped_or_404
 
 bp = Blueprint("people", __name__, url_prefix="/users")
+
+NEW_USER_DEFAULTS = {"role": Role.WORKER.value}
+
+
+def form_context(values: dict, errors: dict, user: User | None = None) -> dict:
+    return {
+        "values": values,
+        "errors": errors,
+        "user": user,
+        "roles": list(Role),
+        "time_zones": service.time_zone_names(),
+    }
+
+
+def values_of(user: User) -> dict:
+    return {
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "username": user.username,
+        "email": user.email or "",
+        "phone": user.phone or "",
+        "employee_id": user.employee_id or "",
+        "role": user.role.value,
+        "time_zone": user.time_zone,
+    }
 
 
 @bp.get("/")
 @admin_required
 def index():
-    return "people"
+    q = request.args.get("q", "").strip()
+    page = paginate(service.search_users(current_company_id(), q))
+    return render_page_or_fragment("people/index.html", "people/_table.html", results=page, q=q)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@admin_required
+def create():
+    if request.method == "GET":
+        values = dict(NEW_USER_DEFAULTS, time_zone=current_user.time_zone)
+        return render_page_or_fragment(
+            "people/form.html", "people/_form.html", **form_context(values, {})
+        )
+    data, errors = clean_user_input(request.form)
+    if not errors:
+        try:
+            user = service.create_user(current_company_id(), data)
+        except service.ValidationFailed as refused:
+            errors = refused.errors
+        else:
+            flash(f"{user.name} was added.", "success")
+            return hx_redirect(url_for("people.index", q=user.username))
+    return render_page_or_fragment(
+        "people/form.html", "people/_form.html", status=422, **form_context(request.form, errors)
+    )
+
+
+@bp.route("/<int:user_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit(user_id: int):
+    user = get_scoped_or_404(User, user_id)
+    if request.method == "GET":
+        return render_page_or_fragment(
+            "people/form.html", "people/_form.html", **form_context(values_of(user), {}, user)
+        )
+    data, errors = clean_user_input(request.form)
+    if not errors:
+        try:
+            service.update_user(user, data)
+        except service.ValidationFailed as refused:
+            errors = refused.errors
+        else:
+            flash(f"{user.name} was saved.", "success")
+            return hx_redirect(url_for("people.index", q=user.username))
+    return render_page_or_fragment(
+        "people/form.html",
+        "people/_form.html",
+        status=422,
+        **form_context(request.form, errors, user),
+    )
+
+
+@bp.post("/<int:user_id>/deactivate")
+@admin_required
+def deactivate(user_id: int):
+    return _set_active(get_scoped_or_404(User, user_id), False)
+
+
+@bp.post("/<int:user_id>/reactivate")
+@admin_required
+def reactivate(user_id: int):
+    return _set_active(get_scoped_or_404(User, user_id), True)
+
+
+def _set_active(user: User, active: bool):
+    error = None
+    try:
+        service.set_user_active(user, active, acting_user_id=current_user.id)
+    except service.ValidationFailed as refused:
+        error = refused.errors["active"]
+    if is_fragment_request():
+        return render_fragment(
+            "people/_row.html", 422 if error else 200, user=user, row_error=error
+        )
+    if error:
+        flash(error, "error")
+    else:
+        flash(f"{user.name} is now {'active' if active else 'deactivated'}.", "success")
+    return redirect(url_for("people.index"), 303)

@@ -1,0 +1,147 @@
+"""Users of a company: search, create, edit, deactivate (admin pages and imports)."""
+
+from functools import lru_cache
+from zoneinfo import available_timezones
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.models import Role, User
+
+# Fields an admin may set through the form; company_id and password_hash never come from input.
+USER_FIELDS = ("first_name", "last_name", "username", "email", "phone", "employee_id", "role")
+
+
+class ValidationFailed(ValueError):
+    """Input refused: `errors` maps each field name to a message shown beside it."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> tuple[str, ...]:
+    """IANA time zone names a user may pick, sorted."""
+    return tuple(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
+
+
+def search_users(company_id: int, q: str = "") -> sa.Select:
+    """Users of the company matching `q` in name, username, email or employee id, by name."""
+    query = sa.select(User).where(User.company_id == company_id)
+    q = (q or "").strip()
+    if q:
+        like = f"%{escape_like(q.lower())}%"
+        full_name = sa.func.lower(User.first_name + " " + User.last_name)
+        query = query.where(
+            sa.or_(
+                full_name.like(like, escape="\\"),
+                User.username.like(like, escape="\\"),
+                User.email.like(like, escape="\\"),
+                sa.func.lower(User.employee_id).like(like, escape="\\"),
+            )
+        )
+    return query.order_by(User.last_name, User.first_name, User.id)
+
+
+def escape_like(text: str) -> str:
+    """Escape LIKE wildcards so a search for '50%' means the characters."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def uniqueness_errors(company_id: int, data: dict, user_id: int | None = None) -> dict[str, str]:
+    """Messages for a username/email taken anywhere, or an employee id taken in the company."""
+    errors: dict[str, str] = {}
+    others = sa.select(User.id).where(User.id != user_id) if user_id else sa.select(User.id)
+    if data.get("username") and db.session.scalar(
+        others.where(User.username == data["username"]).limit(1)
+    ):
+        errors["username"] = "That username is already taken; choose another."
+    if data.get("email") and db.session.scalar(others.where(User.email == data["email"]).limit(1)):
+        errors["email"] = "Another user already has this email address."
+    if data.get("employee_id") and db.session.scalar(
+        others.where(User.company_id == company_id, User.employee_id == data["employee_id"]).limit(
+            1
+        )
+    ):
+        errors["employee_id"] = "Another user in your company has this employee id."
+    return errors
+
+
+def other_active_admins(company_id: int, user_id: int) -> int:
+    """How many active admins the company has besides `user_id`."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(User)
+        .where(
+            User.company_id == company_id,
+            User.role == Role.ADMIN,
+            User.active.is_(True),
+            User.id != user_id,
+        )
+    )
+
+
+def create_user(company_id: int, data: dict) -> User:
+    """Create a user in the company from cleaned `data`; raises ValidationFailed."""
+    errors = uniqueness_errors(company_id, data)
+    if errors:
+        raise ValidationFailed(errors)
+    user = User(company_id=company_id, time_zone=data["time_zone"])
+    for field in USER_FIELDS:
+        setattr(user, field, data[field])
+    if data.get("password"):
+        user.set_password(data["password"])
+    db.session.add(user)
+    _commit_or_refuse()
+    return user
+
+
+def update_user(user: User, data: dict) -> User:
+    """Apply cleaned `data` to `user`; refuses to demote the last active admin."""
+    errors = uniqueness_errors(user.company_id, data, user_id=user.id)
+    if (
+        user.role == Role.ADMIN
+        and user.active
+        and data["role"] != Role.ADMIN
+        and other_active_admins(user.company_id, user.id) == 0
+    ):
+        errors["role"] = "This is the last active admin; make someone else an admin first."
+    if errors:
+        raise ValidationFailed(errors)
+    for field in USER_FIELDS:
+        setattr(user, field, data[field])
+    user.time_zone = data["time_zone"]
+    if data.get("password"):
+        user.set_password(data["password"])
+    _commit_or_refuse()
+    return user
+
+
+def set_user_active(user: User, active: bool, acting_user_id: int) -> User:
+    """Deactivate or reactivate `user`; an admin cannot deactivate themselves or the last admin."""
+    if not active:
+        if user.id == acting_user_id:
+            raise ValidationFailed({"active": "You cannot deactivate your own account."})
+        if user.role == Role.ADMIN and other_active_admins(user.company_id, user.id) == 0:
+            raise ValidationFailed({"active": "This is the last active admin."})
+    user.active = active
+    db.session.commit()
+    return user
+
+
+def _commit_or_refuse() -> None:
+    """Commit, turning a unique-constraint race into a field error with nothing saved."""
+    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        message = str(error.orig).lower()
+        if "email" in message:
+            errors = {"email": "Another user already has this email address."}
+        elif "employee_id" in message:
+            errors = {"employee_id": "Another user has this employee id."}
+        else:
+            errors = {"username": "That username is already taken; choose another."}
+        raise ValidationFailed(errors) from error
