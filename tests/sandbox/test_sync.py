@@ -99,7 +99,7 @@ def test_copy_from_standard_list_fills_a_new_project(procore):
     )
     assert reply.status_code == 201
     listed = procore.get("/rest/v1.0/cost_codes", params={"project_id": project["id"]})
-    assert listed.headers["Total"] == str(len(procore.store.select("standard_cost_codes",
-                                                                 standard_cost_code_list_id=ccl["id"])))  # fmt: skip
+    standard = procore.store.select("standard_cost_codes", standard_cost_code_list_id=ccl["id"])
+    assert listed.headers["Total"] == str(len(standard))
     child = next(c for c in listed.json() if c["full_code"] == "03-200")
     assert child["parent"] is not None
