@@ -11,11 +11,16 @@ from webapp.models.integration import (
     SyncRunItem,
     TimecardTrigger,
 )
+from webapp.models.procore import ConnectionStatus, ProcoreConnection
 from webapp.models.project import CostCode, Project, TimeEntryMode, project_cost_code
+from webapp.models.push import ProcoreLookup, ProcorePush, PushAction, PushState
+from webapp.models.staging import ProcoreStagedRecord
 from webapp.models.timecard import TimeCard, TimeCardEvent, TimeCardStatus, TimeEntry, WorkType
 from webapp.models.user import APPROVER_ROLES, Role, User
 
 __all__ = [
+    "ConnectionStatus",
+    "ProcoreConnection",
     "EntityType",
     "IntegrationSettings",
     "ProcoreLink",
@@ -24,6 +29,7 @@ __all__ = [
     "SyncRun",
     "SyncRunItem",
     "TimecardTrigger",
+    "ProcoreStagedRecord",
     "APPROVER_ROLES",
     "Company",
     "CostCode",
@@ -37,4 +43,8 @@ __all__ = [
     "User",
     "WorkType",
     "project_cost_code",
+    "ProcoreLookup",
+    "ProcorePush",
+    "PushAction",
+    "PushState",
 ]

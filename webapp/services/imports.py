@@ -1,0 +1,893 @@
+"""Imports from Procore: list records into staging for the wizard, then create or link what
+the admin chose. Plain functions over ids; the Procore side comes in as a page fetcher.
+
+Every page of a listing is committed together with the run's checkpoint, and every batch
+of the apply phase is committed together with the records, links and checkpoint it made,
+so a killed job rerun resumes where it stopped and never creates a record twice (links
+are unique both ways, and already-linked Procore records are skipped as unchanged).
+"""
+
+from collections import defaultdict
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.models import (
+    CostCode,
+    IntegrationSettings,
+    ProcoreLink,
+    ProcoreStagedRecord,
+    Project,
+    Role,
+    RunStatus,
+    SyncRun,
+    SyncRunItem,
+    User,
+)
+from webapp.models.base import utcnow
+from webapp.procore import mapping
+from webapp.procore.mapping import COST_CODE, ENTITY_TYPES, PROJECT, USER
+from webapp.services import links
+
+PER_PAGE = 100  # the documented max for users and cost codes; one size for every list
+APPLY_BATCH = 200
+STAGE_KIND = "stage_{entity}"
+IMPORT_KIND = "import_setup"
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+# (path, params, page, per_page) -> (items, total or None)
+FetchPage = Callable[[str, dict, int, int], tuple[list, int | None]]
+
+
+class ImportRefused(Exception):
+    """The import cannot start (nothing chosen, no company picked, ...)."""
+
+
+def settings_for(company_id: int) -> IntegrationSettings:
+    """The company's wizard settings, created on first use."""
+    settings = db.session.get(IntegrationSettings, company_id)
+    if settings is None:
+        settings = IntegrationSettings(company_id=company_id, completed_steps=[])
+        db.session.add(settings)
+        db.session.flush()
+    return settings
+
+
+def listings(entity_type: str, settings: IntegrationSettings, include_inactive: bool) -> list:
+    """The Procore list endpoints (path, params) that hold all records of `entity_type`."""
+    company = settings.procore_company_id
+    if company is None:
+        raise ImportRefused("Choose a Procore company first (step 1).")
+    if entity_type == USER:
+        paths = [(f"/rest/v1.0/companies/{company}/users", {})]
+        if include_inactive:
+            paths.append((f"/rest/v1.0/companies/{company}/users/inactive", {}))
+        return paths
+    if entity_type == PROJECT:
+        return [("/rest/v1.1/projects", {"company_id": company})]
+    if settings.standard_cost_code_list_id is None:
+        raise ImportRefused("Choose a standard cost code list first (step 1).")
+    return [
+        (
+            "/rest/v1.0/standard_cost_codes",
+            {
+                "company_id": company,
+                "standard_cost_code_list_id": settings.standard_cost_code_list_id,
+            },
+        )
+    ]
+
+
+# -- runs --------------------------------------------------------------------------------
+def active_run(company_id: int, kind: str) -> SyncRun | None:
+    """The queued or running run of this kind, if any (one at a time per company)."""
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(
+            SyncRun.company_id == company_id,
+            SyncRun.kind == kind,
+            SyncRun.status.in_(ACTIVE_STATUSES),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+def latest_run(company_id: int, kind: str) -> SyncRun | None:
+    """The newest run of this kind."""
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(SyncRun.company_id == company_id, SyncRun.kind == kind)
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+def create_run(company_id: int, kind: str, started_by_id: int | None) -> tuple[SyncRun, bool]:
+    """(run, created): a new queued run, or the one of this kind already queued/running."""
+    existing = active_run(company_id, kind)
+    if existing is not None:
+        return existing, False
+    run = SyncRun(
+        company_id=company_id,
+        kind=kind,
+        trigger="manual",
+        status=RunStatus.QUEUED,
+        started_by_id=started_by_id,
+        checkpoint={},
+    )
+    db.session.add(run)
+    db.session.flush()
+    return run, True
+
+
+def get_run(company_id: int, run_id: int) -> SyncRun | None:
+    """A run of this company (None for another company's id)."""
+    run = db.session.get(SyncRun, run_id)
+    return run if run is not None and run.company_id == company_id else None
+
+
+def run_items(run: SyncRun, outcomes=("skipped", "failed"), limit: int = 200) -> list:
+    """The run's items with the given outcomes (reasons for the summary)."""
+    return list(
+        db.session.scalars(
+            sa.select(SyncRunItem)
+            .where(SyncRunItem.run_id == run.id, SyncRunItem.outcome.in_(outcomes))
+            .order_by(SyncRunItem.id)
+            .limit(limit)
+        )
+    )
+
+
+def _start(run: SyncRun) -> None:
+    run.status = RunStatus.RUNNING
+    run.error = None
+    run.started_at = run.started_at or utcnow()
+    run.checkpoint = dict(run.checkpoint or {})
+    db.session.commit()
+
+
+def _finish(run: SyncRun) -> None:
+    run.status = RunStatus.PARTIAL if run.failed else RunStatus.SUCCEEDED
+    run.stage = "Finished"
+    run.finished_at = utcnow()
+    db.session.commit()
+
+
+def record_failure(run_id: int, error: str) -> None:
+    """Mark a run failed with a reason (its job re-raises; a retry resumes the run)."""
+    db.session.rollback()
+    run = db.session.get(SyncRun, run_id)
+    if run is None:
+        return
+    run.status = RunStatus.FAILED
+    run.error = error[:2000]
+    run.finished_at = utcnow()
+    db.session.commit()
+
+
+def _checkpoint(run: SyncRun, **values) -> None:
+    checkpoint = dict(run.checkpoint or {})
+    checkpoint.update(values)
+    run.checkpoint = checkpoint
+
+
+# -- staging -----------------------------------------------------------------------------
+def refresh_row(row: ProcoreStagedRecord) -> dict:
+    """Recompute a staged row's derived columns from payload + edits; returns its fields."""
+    fields = mapping.effective_fields(row.entity_type, row.payload, row.edited)
+    problems = mapping.field_problems(row.entity_type, fields)
+    row.procore_active = mapping.procore_active(row.entity_type, row.payload)
+    if not row.procore_active:
+        problems["active"] = "Inactive in Procore."
+    _set_problems(row, problems)
+    row.search_text = mapping.search_text(row.entity_type, fields)
+    row.sort_key = mapping.sort_key(row.entity_type, fields)
+    key = {USER: "email", PROJECT: "number", COST_CODE: "code"}[row.entity_type]
+    row.match_key = (fields.get(key) or "").lower() or None
+    if row.entity_type == COST_CODE:
+        row.parent_procore_id = mapping.cost_code_parent_id(row.payload)
+    return fields
+
+
+def _set_problems(row: ProcoreStagedRecord, problems: dict) -> None:
+    row.problems = problems
+    row.blocked = bool(problems)
+
+
+def _add_problem(row: ProcoreStagedRecord, field: str, message: str) -> None:
+    _set_problems(row, {**(row.problems or {}), field: message})
+
+
+def stage_page(company_id: int, entity_type: str, items: list, run_id: int) -> int:
+    """Upsert one listed page into staging, keeping the admin's edits and choices."""
+    by_id = {}
+    for item in items:
+        pid = mapping.procore_id(item)
+        if pid is not None:
+            by_id[pid] = item
+    if not by_id:
+        return 0
+    existing = {
+        row.procore_id: row
+        for row in db.session.scalars(
+            sa.select(ProcoreStagedRecord).where(
+                ProcoreStagedRecord.company_id == company_id,
+                ProcoreStagedRecord.entity_type == entity_type,
+                ProcoreStagedRecord.procore_id.in_(list(by_id)),
+            )
+        )
+    }
+    now = utcnow()
+    for pid, item in by_id.items():
+        row = existing.get(pid)
+        new = row is None
+        if new:
+            row = ProcoreStagedRecord(
+                company_id=company_id, entity_type=entity_type, procore_id=pid
+            )
+            db.session.add(row)
+        row.payload = item
+        refresh_row(row)
+        if new:
+            row.selected = not row.problems
+        row.seen_run_id = run_id
+        row.missing_from_procore = False
+        row.fetched_at = now
+    return len(by_id)
+
+
+def _list_into_staging(
+    run: SyncRun, entity_type: str, fetch_page: FetchPage, include_inactive: bool
+) -> None:
+    """Page through every listing of `entity_type`, committing each page with the checkpoint."""
+    settings = settings_for(run.company_id)
+    paths = listings(entity_type, settings, include_inactive)
+    state = (run.checkpoint or {}).get("list", {})
+    if state.get("entity") != entity_type:
+        state = {"entity": entity_type, "listing": 0, "page": 1}
+    for index in range(state["listing"], len(paths)):
+        path, params = paths[index]
+        page = state["page"] if index == state["listing"] else 1
+        while True:
+            items, total = fetch_page(path, params, page, PER_PAGE)
+            run.api_calls += 1
+            if total is not None and index == 0:
+                run.total = max(run.total or 0, total)
+            stage_page(run.company_id, entity_type, items, run.id)
+            run.done += len(items)
+            run.stage = f"Reading {entity_type.replace('_', ' ')}s from Procore (page {page})"
+            last = len(items) < PER_PAGE if total is None else page * PER_PAGE >= total
+            next_state = {"entity": entity_type, "listing": index, "page": page + 1}
+            if last:
+                next_state = {"entity": entity_type, "listing": index + 1, "page": 1}
+            _checkpoint(run, list=next_state)
+            db.session.commit()
+            if last or not items:
+                break
+            page += 1
+    # A complete listing: rows it did not see are gone from Procore (or deactivated).
+    db.session.execute(
+        sa.update(ProcoreStagedRecord)
+        .where(
+            ProcoreStagedRecord.company_id == run.company_id,
+            ProcoreStagedRecord.entity_type == entity_type,
+            sa.or_(
+                ProcoreStagedRecord.seen_run_id.is_(None),
+                ProcoreStagedRecord.seen_run_id != run.id,
+            ),
+        )
+        .values(missing_from_procore=True)
+    )
+    recompute_problems(run.company_id, entity_type)
+    db.session.commit()
+
+
+def recompute_problems(company_id: int, entity_type: str) -> None:
+    """Recompute every staged row's problems, including those that need the other rows
+    (duplicate emails/codes) and our records (email taken), and pre-select strong links."""
+    rows = list(
+        db.session.scalars(
+            sa.select(ProcoreStagedRecord).where(
+                ProcoreStagedRecord.company_id == company_id,
+                ProcoreStagedRecord.entity_type == entity_type,
+                ProcoreStagedRecord.missing_from_procore.is_(False),
+            )
+        )
+    )
+    fields_by_row = {row.id: refresh_row(row) for row in rows}
+    linked = links.local_ids_for(company_id, entity_type, [r.procore_id for r in rows])
+    by_key = defaultdict(list)
+    for row in rows:
+        if row.match_key and row.procore_active and row.procore_id not in linked:
+            by_key[row.match_key].append(row)
+    if entity_type in (USER, COST_CODE):
+        for row_list in by_key.values():
+            if len(row_list) < 2:
+                continue
+            for row in row_list:
+                others = ", ".join(
+                    mapping.display_name(entity_type, fields_by_row[o.id])
+                    for o in row_list
+                    if o is not row
+                )
+                field = "email" if entity_type == USER else "code"
+                what = "Email" if entity_type == USER else "Code"
+                kind = "profile" if entity_type == USER else "cost code"
+                _add_problem(row, field, f"{what} also used by another Procore {kind}: {others}.")
+    strong = _local_matches(company_id, entity_type, list(by_key))
+    for row in rows:
+        if row.procore_id in linked:
+            continue
+        match = strong.get(row.match_key or "")
+        if match is None:
+            continue
+        local_company, local_id, label, local_linked = match
+        if local_company != company_id:
+            _add_problem(row, "email", "Email already used by another Crewclock account.")
+        elif row.link_to_local_id is None and not local_linked:
+            # Same person/code already here: link instead of importing a duplicate.
+            row.link_to_local_id = local_id
+        elif row.link_to_local_id is None:
+            field = {USER: "email", PROJECT: "number", COST_CODE: "code"}[entity_type]
+            _add_problem(
+                row, field, f"Already used by {label}, who is linked to another Procore record."
+            )
+
+
+def _local_matches(company_id: int, entity_type: str, keys: list[str]) -> dict:
+    """{match key: (company_id, local id, label, already linked)} for strong matches."""
+    if not keys:
+        return {}
+    found = {}
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        if entity_type == USER:
+            query = sa.select(User.company_id, User.id, User.first_name, User.last_name, User.email)
+            query = query.where(sa.func.lower(User.email).in_(chunk))
+            rows = [
+                (c, i, f"{f} {ln}", (e or "").lower())
+                for c, i, f, ln, e in db.session.execute(query)
+            ]
+        elif entity_type == PROJECT:
+            query = sa.select(Project.company_id, Project.id, Project.name, Project.number).where(
+                Project.company_id == company_id, sa.func.lower(Project.number).in_(chunk)
+            )
+            rows = [(c, i, n, (num or "").lower()) for c, i, n, num in db.session.execute(query)]
+        else:
+            query = sa.select(CostCode.company_id, CostCode.id, CostCode.name, CostCode.code).where(
+                CostCode.company_id == company_id, sa.func.lower(CostCode.code).in_(chunk)
+            )
+            rows = [
+                (c, i, f"{code} {n}", code.lower()) for c, i, n, code in db.session.execute(query)
+            ]
+        linked = links.procore_ids_for(
+            company_id, entity_type, [i for c, i, _, _ in rows if c == company_id]
+        )
+        for local_company, local_id, label, key in rows:
+            found[key] = (local_company, local_id, label, local_id in linked)
+    return found
+
+
+def stage_records(run_id: int, fetch_page: FetchPage) -> SyncRun:
+    """A staging run: list one kind of Procore record into staging for the wizard's tables."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return run
+    entity_type = run.kind.removeprefix("stage_")
+    if entity_type not in ENTITY_TYPES:
+        raise ValueError(f"not a staging run: {run.kind}")
+    _start(run)
+    _list_into_staging(run, entity_type, fetch_page, include_inactive=entity_type == USER)
+    _finish(run)
+    return run
+
+
+# -- applying the admin's choices ---------------------------------------------------------
+def _item(
+    run: SyncRun, row: ProcoreStagedRecord, fields: dict, outcome: str, reason=None, local_id=None
+):
+    db.session.add(
+        SyncRunItem(
+            company_id=run.company_id,
+            run_id=run.id,
+            entity_type=row.entity_type,
+            procore_id=row.procore_id,
+            local_id=local_id,
+            label=mapping.display_name(row.entity_type, fields)[:300],
+            outcome=outcome,
+            reason=reason,
+        )
+    )
+    setattr(run, outcome, getattr(run, outcome) + 1)
+
+
+def _reasons(problems: dict | None) -> str:
+    return " ".join(dict.fromkeys((problems or {}).values()))
+
+
+def _chosen(row: ProcoreStagedRecord, auto: bool) -> bool:
+    # Blocked rows count too, so the summary says why they were not imported.
+    return row.link_to_local_id is not None or auto or row.selected or row.blocked
+
+
+def _create_local(company_id: int, entity_type: str, fields: dict):
+    if entity_type == USER:
+        return User(
+            company_id=company_id,
+            first_name=fields["first_name"],
+            last_name=fields["last_name"],
+            username=fields["username"],
+            email=fields["email"],
+            phone=fields.get("phone"),
+            employee_id=fields.get("employee_id"),
+            role=Role(fields.get("role") or "worker"),
+            active=True,
+        )
+    if entity_type == PROJECT:
+        return Project(
+            company_id=company_id,
+            name=fields["name"],
+            number=fields.get("number"),
+            street=fields["street"],
+            city=fields["city"],
+            state=fields["state"],
+            zip=fields["zip"],
+            country=fields["country"],
+            active=True,
+        )
+    return CostCode(company_id=company_id, code=fields["code"], name=fields["name"], active=True)
+
+
+def _local_conflict(company_id: int, entity_type: str, fields: dict) -> str | None:
+    """Why creating this record would clash with one of ours (None when it would not)."""
+    if entity_type == USER:
+        if db.session.scalar(
+            sa.select(User.id).where(sa.func.lower(User.email) == fields["email"])
+        ):
+            return "Email already used by another Crewclock user."
+        if db.session.scalar(
+            sa.select(User.id).where(sa.func.lower(User.username) == fields["username"])
+        ):
+            return "Username already taken."
+        if fields.get("employee_id") and db.session.scalar(
+            sa.select(User.id).where(
+                User.company_id == company_id, User.employee_id == fields["employee_id"]
+            )
+        ):
+            return f"Employee ID {fields['employee_id']} already belongs to another user."
+    elif entity_type == COST_CODE and db.session.scalar(
+        sa.select(CostCode.id).where(
+            CostCode.company_id == company_id, CostCode.code == fields["code"]
+        )
+    ):
+        return f"Cost code {fields['code']} already exists; link it instead."
+    return None
+
+
+def _apply_row(run: SyncRun, row: ProcoreStagedRecord, auto: bool, linked: dict) -> None:
+    fields = mapping.effective_fields(row.entity_type, row.payload, row.edited)
+    if row.procore_id in linked:
+        run.unchanged += 1
+        return
+    if not _chosen(row, auto):
+        return
+    if row.missing_from_procore or row.seen_run_id != run.id:
+        reason = "No longer in Procore (deleted or deactivated since it was listed)."
+        if not row.procore_active:
+            reason = "Inactive in Procore."
+        _item(run, row, fields, "skipped", reason)
+        return
+    company_id = run.company_id
+    if row.link_to_local_id is not None:
+        target = db.session.get(links.local_model(row.entity_type), row.link_to_local_id)
+        if target is None or target.company_id != company_id:
+            _item(run, row, fields, "skipped", "The record chosen to link to no longer exists.")
+            return
+        try:
+            links.create_link(
+                company_id,
+                row.entity_type,
+                target.id,
+                row.procore_id,
+                mapping.payload_hash(row.payload),
+            )
+        except links.LinkConflict as exc:
+            _item(run, row, fields, "skipped", f"Cannot link: {exc}.")
+            return
+        _item(run, row, fields, "linked", None, target.id)
+        return
+    if row.problems:
+        _item(run, row, fields, "skipped", _reasons(row.problems))
+        return
+    conflict = _local_conflict(company_id, row.entity_type, fields)
+    if conflict:
+        _item(run, row, fields, "skipped", conflict)
+        return
+    record = _create_local(company_id, row.entity_type, fields)
+    try:
+        with db.session.begin_nested():
+            db.session.add(record)
+            db.session.flush()
+            links.create_link(
+                company_id,
+                row.entity_type,
+                record.id,
+                row.procore_id,
+                mapping.payload_hash(row.payload),
+            )
+    except (IntegrityError, links.LinkConflict) as exc:
+        reason = "Clashes with an existing record (duplicate email, username or code)."
+        if isinstance(exc, links.LinkConflict):
+            reason = f"Cannot link: {exc}."
+        _item(run, row, fields, "failed", reason)
+        return
+    _item(run, row, fields, "created", None, record.id)
+
+
+def _apply_entity(run: SyncRun, entity_type: str, auto: bool) -> None:
+    """Create or link the chosen staged rows, a committed batch at a time."""
+    state = (run.checkpoint or {}).get("apply", {})
+    after_id = state.get("after_id", 0) if state.get("entity") == entity_type else 0
+    while True:
+        rows = list(
+            db.session.scalars(
+                sa.select(ProcoreStagedRecord)
+                .where(
+                    ProcoreStagedRecord.company_id == run.company_id,
+                    ProcoreStagedRecord.entity_type == entity_type,
+                    ProcoreStagedRecord.id > after_id,
+                )
+                .order_by(ProcoreStagedRecord.id)
+                .limit(APPLY_BATCH)
+            )
+        )
+        if not rows:
+            break
+        linked = links.local_ids_for(run.company_id, entity_type, [r.procore_id for r in rows])
+        for row in rows:
+            _apply_row(run, row, auto, linked)
+        after_id = rows[-1].id
+        run.stage = f"Importing {entity_type.replace('_', ' ')}s"
+        _checkpoint(run, apply={"entity": entity_type, "after_id": after_id})
+        db.session.commit()
+    if entity_type == COST_CODE:
+        link_cost_code_parents(run.company_id)
+
+
+def link_cost_code_parents(company_id: int) -> int:
+    """Set each linked cost code's parent to its linked division (Procore's hierarchy)."""
+    staged = db.session.execute(
+        sa.select(ProcoreStagedRecord.procore_id, ProcoreStagedRecord.parent_procore_id).where(
+            ProcoreStagedRecord.company_id == company_id,
+            ProcoreStagedRecord.entity_type == COST_CODE,
+            ProcoreStagedRecord.parent_procore_id.is_not(None),
+        )
+    ).all()
+    if not staged:
+        return 0
+    local = dict(
+        db.session.execute(
+            sa.select(ProcoreLink.procore_id, ProcoreLink.local_id).where(
+                ProcoreLink.company_id == company_id, ProcoreLink.entity_type == COST_CODE
+            )
+        ).all()
+    )
+    wanted = {
+        local[child]: local[parent]
+        for child, parent in staged
+        if child in local and parent in local
+    }
+    current = (
+        dict(
+            db.session.execute(
+                sa.select(CostCode.id, CostCode.parent_id).where(
+                    CostCode.company_id == company_id, CostCode.id.in_(list(wanted))
+                )
+            ).all()
+        )
+        if wanted
+        else {}
+    )
+    changes = [
+        {"id": child, "parent_id": parent}
+        for child, parent in wanted.items()
+        if child in current and current[child] != parent
+    ]
+    if changes:
+        db.session.execute(sa.update(CostCode), changes)
+    db.session.commit()
+    return len(changes)
+
+
+def import_plan(settings: IntegrationSettings) -> list[tuple[str, bool]]:
+    """(entity type, auto) in import order; cost codes only with a chosen list."""
+    plan = [(USER, settings.auto_import_users), (PROJECT, False)]
+    if settings.standard_cost_code_list_id is not None:
+        plan.append((COST_CODE, settings.auto_import_cost_codes))
+    return plan
+
+
+def run_import(run_id: int, fetch_page: FetchPage) -> SyncRun:
+    """The set-up import: re-list each kind from Procore, then create or link what was chosen."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return run
+    _start(run)
+    settings = settings_for(run.company_id)
+    for entity_type, auto in import_plan(settings):
+        if entity_type in (run.checkpoint or {}).get("done", []):
+            continue
+        if (run.checkpoint or {}).get("apply", {}).get("entity") != entity_type:
+            _list_into_staging(run, entity_type, fetch_page, include_inactive=False)
+        _apply_entity(run, entity_type, auto)
+        done = [*(run.checkpoint or {}).get("done", []), entity_type]
+        _checkpoint(run, done=done, list={}, apply={})
+        db.session.commit()
+    _finish(run)
+    return run
+
+
+# -- the wizard's manual tables ----------------------------------------------------------
+def staged_query(company_id: int, entity_type: str, q: str = "", only_problems: bool = False):
+    """The staged rows the manual table lists, in table order, optionally searched."""
+    query = sa.select(ProcoreStagedRecord).where(
+        ProcoreStagedRecord.company_id == company_id,
+        ProcoreStagedRecord.entity_type == entity_type,
+        ProcoreStagedRecord.missing_from_procore.is_(False),
+    )
+    term = (q or "").strip().lower()[:100]
+    if term:
+        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(ProcoreStagedRecord.search_text.like(f"%{escaped}%", escape="\\"))
+    if only_problems:
+        query = query.where(
+            ProcoreStagedRecord.link_to_local_id.is_(None),
+            ProcoreStagedRecord.blocked.is_(True),
+        )
+    return query.order_by(ProcoreStagedRecord.sort_key, ProcoreStagedRecord.id)
+
+
+def get_staged(company_id: int, row_id: int) -> ProcoreStagedRecord | None:
+    """A staged row of this company (None for another company's id)."""
+    row = db.session.get(ProcoreStagedRecord, row_id)
+    return row if row is not None and row.company_id == company_id else None
+
+
+def staged_summary(company_id: int, entity_type: str) -> dict:
+    """Counts for a step: listed, importable, to link, blocked, already linked."""
+    rows = db.session.execute(
+        sa.select(
+            ProcoreStagedRecord.procore_id,
+            ProcoreStagedRecord.problems,
+            ProcoreStagedRecord.link_to_local_id,
+            ProcoreStagedRecord.selected,
+        ).where(
+            ProcoreStagedRecord.company_id == company_id,
+            ProcoreStagedRecord.entity_type == entity_type,
+            ProcoreStagedRecord.missing_from_procore.is_(False),
+        )
+    ).all()
+    linked = set(links.local_ids_for(company_id, entity_type, [r[0] for r in rows]))
+    summary = {"total": len(rows), "linked": 0, "to_link": 0, "importable": 0, "blocked": 0}
+    summary["selected"] = 0
+    for procore_id, problems, link_to, selected in rows:
+        if procore_id in linked:
+            summary["linked"] += 1
+        elif link_to is not None:
+            summary["to_link"] += 1
+        elif problems:
+            summary["blocked"] += 1
+        else:
+            summary["importable"] += 1
+            summary["selected"] += 1 if selected else 0
+    return summary
+
+
+def row_state(rows: list, company_id: int, entity_type: str) -> dict:
+    """{row id: {"linked_to": local id or None, "fields": effective fields}} for a page."""
+    linked = links.local_ids_for(company_id, entity_type, [r.procore_id for r in rows])
+    return {
+        row.id: {
+            "linked_to": linked.get(row.procore_id),
+            "fields": mapping.effective_fields(entity_type, row.payload, row.edited),
+        }
+        for row in rows
+    }
+
+
+def suggestions_for(company_id: int, entity_type: str, rows: list) -> dict:
+    """{row id: [(local id, label, matched on)]}: likely existing matches, best first
+    (users: email, then employee id, then name; projects: number, then name; codes: code)."""
+    fields = {r.id: mapping.effective_fields(entity_type, r.payload, r.edited) for r in rows}
+    model = links.local_model(entity_type)
+    keys = _suggestion_keys(entity_type)
+    wanted = {attr: set() for attr, _, _ in keys}
+    for f in fields.values():
+        for attr, source, _ in keys:
+            value = source(f)
+            if value:
+                wanted[attr].add(value)
+    conditions = []
+    for attr, _, _ in keys:
+        if wanted[attr]:
+            conditions.append(_local_key(model, attr).in_(list(wanted[attr])))
+    if not conditions:
+        return {r.id: [] for r in rows}
+    candidates = list(
+        db.session.scalars(
+            sa.select(model).where(model.company_id == company_id, sa.or_(*conditions)).limit(500)
+        )
+    )
+    result = {}
+    for row in rows:
+        matches, seen = [], set()
+        for attr, source, label in keys:
+            value = source(fields[row.id])
+            if not value:
+                continue
+            for cand in candidates:
+                if cand.id not in seen and _local_value(cand, attr) == value:
+                    seen.add(cand.id)
+                    matches.append((cand.id, _local_label(entity_type, cand), label))
+        result[row.id] = matches[:5]
+    return result
+
+
+def _suggestion_keys(entity_type: str):
+    def lower(key):
+        return lambda f: (f.get(key) or "").lower() or None
+
+    if entity_type == USER:
+
+        def full_name(f):
+            if f.get("first_name") and f.get("last_name"):
+                return f"{f['first_name']} {f['last_name']}".lower()
+            return None
+
+        return [
+            ("email", lower("email"), "email"),
+            ("employee_id", lower("employee_id"), "employee ID"),
+            ("name", full_name, "name"),
+        ]
+    if entity_type == PROJECT:
+        return [("number", lower("number"), "number"), ("name", lower("name"), "name")]
+    return [("code", lower("code"), "code"), ("name", lower("name"), "name")]
+
+
+def _local_key(model, attr: str):
+    if attr == "name" and model is User:
+        return sa.func.lower(User.first_name + " " + User.last_name)
+    return sa.func.lower(getattr(model, attr))
+
+
+def _local_value(record, attr: str) -> str | None:
+    if attr == "name" and isinstance(record, User):
+        return f"{record.first_name} {record.last_name}".lower()
+    value = getattr(record, attr)
+    return value.lower() if value else None
+
+
+def _local_label(entity_type: str, record) -> str:
+    if entity_type == USER:
+        return f"{record.name} ({record.email or record.username})"
+    if entity_type == PROJECT:
+        return f"{record.number} {record.name}" if record.number else record.name
+    return record.label
+
+
+def link_choices(company_id: int, entity_type: str, limit: int = 300) -> list:
+    """[(local id, label)] of our records not yet linked to Procore (edit row dropdown)."""
+    model = links.local_model(entity_type)
+    linked_ids = sa.select(ProcoreLink.local_id).where(
+        ProcoreLink.company_id == company_id, ProcoreLink.entity_type == entity_type
+    )
+    order = {USER: (User.last_name, User.first_name), PROJECT: (Project.name,)}.get(
+        entity_type, (CostCode.code,)
+    )
+    records = db.session.scalars(
+        sa.select(model)
+        .where(model.company_id == company_id, model.id.not_in(linked_ids))
+        .order_by(*order)
+        .limit(limit)
+    )
+    return [(r.id, _local_label(entity_type, r)) for r in records]
+
+
+def edit_staged(company_id: int, row: ProcoreStagedRecord, form: dict) -> dict:
+    """Apply an inline edit; {field: message} and nothing saved when it is invalid."""
+    cleaned, errors = mapping.clean_edit(row.entity_type, form)
+    if not errors:
+        errors = _edit_conflicts(company_id, row, cleaned)
+    if errors:
+        return errors
+    original = mapping.fields_for(row.entity_type, row.payload)
+    row.edited = {k: v for k, v in cleaned.items() if v != original.get(k)} or None
+    refresh_row(row)
+    row.selected = True
+    db.session.flush()
+    return {}
+
+
+def _edit_conflicts(company_id: int, row: ProcoreStagedRecord, fields: dict) -> dict:
+    errors = {}
+    if row.entity_type == USER:
+        email, username = fields.get("email"), fields.get("username")
+        other = db.session.scalar(
+            sa.select(ProcoreStagedRecord).where(
+                ProcoreStagedRecord.company_id == company_id,
+                ProcoreStagedRecord.entity_type == USER,
+                ProcoreStagedRecord.match_key == email,
+                ProcoreStagedRecord.id != row.id,
+                ProcoreStagedRecord.missing_from_procore.is_(False),
+            )
+        )
+        if other is not None:
+            name = mapping.display_name(
+                USER, mapping.effective_fields(USER, other.payload, other.edited)
+            )
+            errors["email"] = f"Another Procore profile in this list uses this email ({name})."
+        local = db.session.scalar(sa.select(User).where(sa.func.lower(User.email) == email))
+        if local is not None and "email" not in errors:
+            if local.company_id == company_id:
+                errors["email"] = (
+                    f"{local.name} already uses this email here; link the profile to them instead."
+                )
+            else:
+                errors["email"] = "This email is already used by another Crewclock account."
+        if db.session.scalar(sa.select(User.id).where(sa.func.lower(User.username) == username)):
+            errors["username"] = "This username is already taken."
+        if fields.get("employee_id") and db.session.scalar(
+            sa.select(User.id).where(
+                User.company_id == company_id, User.employee_id == fields["employee_id"]
+            )
+        ):
+            errors["employee_id"] = "Another user here already has this employee ID."
+    elif row.entity_type == COST_CODE and db.session.scalar(
+        sa.select(CostCode.id).where(
+            CostCode.company_id == company_id, CostCode.code == fields.get("code")
+        )
+    ):
+        errors["code"] = "This cost code already exists here; link to it instead."
+    return errors
+
+
+def set_selected(row: ProcoreStagedRecord, selected: bool) -> str | None:
+    """Tick or untick a row for import; the reason when a blocked row cannot be ticked."""
+    if selected and row.problems:
+        return _reasons(row.problems)
+    row.selected = selected
+    db.session.flush()
+    return None
+
+
+def set_link_choice(company_id: int, row: ProcoreStagedRecord, local_id: int | None) -> str | None:
+    """Choose the local record to link this row to (None: import as new); the reason on refusal."""
+    if local_id is None:
+        row.link_to_local_id = None
+        db.session.flush()
+        return None
+    model = links.local_model(row.entity_type)
+    target = db.session.get(model, local_id)
+    if target is None or target.company_id != company_id:
+        return "That record does not exist."
+    if links.procore_ids_for(company_id, row.entity_type, [local_id]):
+        return "That record is already linked to another Procore record."
+    taken = db.session.scalar(
+        sa.select(ProcoreStagedRecord).where(
+            ProcoreStagedRecord.company_id == company_id,
+            ProcoreStagedRecord.entity_type == row.entity_type,
+            ProcoreStagedRecord.link_to_local_id == local_id,
+            ProcoreStagedRecord.id != row.id,
+        )
+    )
+    if taken is not None:
+        other = mapping.display_name(
+            row.entity_type, mapping.fields_for(row.entity_type, taken.payload)
+        )
+        return f"Another Procore record ({other}) is already set to link to it."
+    row.link_to_local_id = local_id
+    db.session.flush()
+    return None
