@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 
 from procore_sandbox.config import SandboxConfig
 
@@ -52,6 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     server = make_server(args.host, args.port, app)
     print(f"Procore sandbox on http://{args.host}:{server.server_port} (seed {args.seed})")
     print(f"  OAuth app: client id {config.client_id}; every seeded user's password: sandbox")
+
+    def stop(signum, frame):  # SIGTERM (honcho, kill): leave through the flush below
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

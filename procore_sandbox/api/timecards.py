@@ -591,6 +591,8 @@ def bulk_create_company_entries(company_id: int):
     company_id = scoped_company(company_id)
 
     def resolve(item):
+        if "user_id" in item and "login_information_id" not in item:
+            item["login_information_id"] = item["user_id"]  # the bulk form's name for it
         if item.get("project_id") in (None, ""):
             raise ValidationError({"project_id": ["can't be blank"]})
         try:
