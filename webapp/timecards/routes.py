@@ -1,18 +1,352 @@
-"""Placeholder: replaced by the time card pages."""
+"""Time cards: My time (a week of entries), card pages, and approvals."""
 
-from flask import Blueprint
-from flask_login import login_required
+from datetime import date, timedelta
+from decimal import Decimal
+
+from flask import Blueprint, abort, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.extensions import db
+from webapp.htmx import render_fragment, render_page_or_fragment
+from webapp.models import APPROVER_ROLES, Project, TimeCard, TimeCardStatus, TimeEntry, WorkType
+from webapp.pagination import paginate
+from webapp.services import timecards as svc
+from webapp.tenancy import get_scoped_or_404, require_role
+from webapp.timecards.forms import parse_date, parse_entry_form, parse_int, parse_week
 
 bp = Blueprint("timecards", __name__, url_prefix="/time")
+
+STATUS_FILTERS = {
+    "submitted": TimeCardStatus.SUBMITTED,
+    "approved": TimeCardStatus.APPROVED,
+    "rejected": TimeCardStatus.REJECTED,
+    "all": None,
+}
+
+
+# ---------------------------------------------------------------- context helpers
+
+
+def card_url(card: TimeCard | None, week_start: date) -> str:
+    """Where the card is shown: My time for your own card, the card page otherwise."""
+    if card is None or card.user_id == current_user.id:
+        return url_for("timecards.my_time", week=week_start.isoformat())
+    return url_for("timecards.card_detail", card_id=card.id)
+
+
+def card_context(card: TimeCard | None, owner, week_start: date, **extra) -> dict:
+    """Everything _card.html needs (entries, totals, permissions, the add row)."""
+    entries = list(card.entries) if card else []
+    totals = svc.day_totals(entries)
+    days = svc.week_days(week_start)
+    refusal = svc.edit_refusal(card, current_user) if card else None
+    can_change = owner.id == current_user.id or current_user.is_admin
+    context = {
+        "card": card,
+        "owner": owner,
+        "week_start": week_start,
+        "days": days,
+        "totals": totals,
+        "week_total": sum(totals.values(), Decimal("0.00")),
+        "entries": entries,
+        "events": list(card.events) if card else [],
+        "can_edit": can_change and refusal is None,
+        "refusal": refusal if can_change else None,
+        "can_submit": bool(
+            card
+            and entries
+            and card.status in (TimeCardStatus.DRAFT, TimeCardStatus.REJECTED)
+            and (card.user_id == current_user.id or current_user.is_admin)
+        ),
+        "can_approve": bool(
+            card and card.status == TimeCardStatus.SUBMITTED and svc.can_approve(card, current_user)
+        ),
+        "can_reopen": bool(
+            card and card.status == TimeCardStatus.APPROVED and current_user.is_admin
+        ),
+        "card_url": card_url(card, week_start),
+        "fmt": svc.format_hours,
+        "event_label": svc.event_label,
+    }
+    context.update(extra)
+    if context["can_edit"] and "new_row" not in context:
+        context["new_row"] = entry_form_context(card, week_start, None, {})
+    return context
+
+
+def entry_form_context(card, week_start, entry, values, errors=None) -> dict:
+    """The inline add/edit row: values, the chosen project's codes and time-entry mode."""
+    projects = svc.active_projects(current_user.company_id)
+    project_id = parse_int(str(values.get("project_id") or ""))
+    project = None
+    if project_id is not None:
+        project = db.session.get(Project, project_id)
+        if project is None or project.company_id != current_user.company_id:
+            project = None
+    if project is None and entry is None and projects:
+        project = projects[0]
+    if project is not None and project not in projects:
+        projects = [project, *projects]  # an entry on a since-deactivated project stays editable
+    cost_codes = [c for c in project.cost_codes if c.active] if project else []
+    if project and entry and entry.cost_code and entry.cost_code not in cost_codes:
+        cost_codes.append(entry.cost_code)
+    cost_codes.sort(key=lambda c: c.code)
+    row_id = f"entry-form-{entry.id}" if entry else "entry-form-new"
+    return {
+        "row_id": row_id,
+        "entry": entry,
+        "card": card,
+        "week_start": week_start,
+        "days": svc.week_days(week_start),
+        "values": values,
+        "projects": projects,
+        "project": project,
+        "cost_codes": cost_codes,
+        "start_stop": bool(project and project.time_entry_mode.value == "start_stop"),
+        "work_types": list(WorkType),
+        "errors": errors or {},
+        "post_url": (
+            url_for("timecards.update_entry", entry_id=entry.id)
+            if entry
+            else url_for("timecards.create_entry")
+        ),
+        "cancel_url": card_url(card, week_start),
+    }
+
+
+def entry_values(entry: TimeEntry) -> dict:
+    return {
+        "work_date": entry.work_date.isoformat(),
+        "project_id": entry.project_id,
+        "cost_code_id": entry.cost_code_id or "",
+        "start_time": entry.start_time.strftime("%H:%M") if entry.start_time else "",
+        "end_time": entry.end_time.strftime("%H:%M") if entry.end_time else "",
+        "hours": f"{entry.hours:.2f}",
+        "break_minutes": entry.break_minutes,
+        "work_type": entry.work_type.value,
+        "notes": entry.notes or "",
+    }
+
+
+def viewable_card_or_404(card_id: int) -> TimeCard:
+    """The current company's card the signed-in user may see (others' → 404)."""
+    card = get_scoped_or_404(TimeCard, card_id)
+    if not svc.can_view(card, current_user):
+        abort(404)
+    return card
+
+
+def entry_or_404(entry_id: int) -> TimeEntry:
+    """An entry the user may change: invisible cards → 404, visible-but-not-theirs → 403."""
+    entry = get_scoped_or_404(TimeEntry, entry_id)
+    if not svc.can_view(entry.time_card, current_user):
+        abort(404)
+    if not svc.may_change_entries(entry.time_card, current_user):
+        abort(403)
+    return entry
+
+
+def render_card(card_id: int | None, owner, week_start: date, status: int = 200, **extra):
+    card = svc.load_card(card_id) if card_id else None
+    return render_fragment(
+        "timecards/_card.html", status, **card_context(card, owner, week_start, **extra)
+    )
+
+
+def entry_errors_response(card, week_start, entry, errors):
+    """The row again with its messages, swapped over itself (422)."""
+    context = entry_form_context(card, week_start, entry, request.form.to_dict(), errors)
+    response = render_fragment("timecards/_entry_form.html", 422, **context)
+    response.headers["HX-Retarget"] = f"#{context['row_id']}"
+    response.headers["HX-Reswap"] = "outerHTML"
+    return response
+
+
+# ---------------------------------------------------------------- pages
 
 
 @bp.get("/")
 @login_required
 def my_time():
-    return "my time"
+    today = svc.now_local_date(current_user)
+    week_start = svc.monday_of(parse_week(request.args.get("week"), today))
+    card = svc.find_card(current_user.company_id, current_user.id, week_start)
+    context = card_context(card, current_user, week_start)
+    return render_page_or_fragment(
+        "timecards/my_time.html",
+        "timecards/_card.html",
+        prev_week=week_start - timedelta(days=7),
+        next_week=week_start + timedelta(days=7),
+        this_week=svc.monday_of(today),
+        **context,
+    )
+
+
+@bp.get("/cards/<int:card_id>")
+@login_required
+def card_detail(card_id: int):
+    card = viewable_card_or_404(card_id)
+    card = svc.load_card(card.id)
+    return render_page_or_fragment(
+        "timecards/card.html",
+        "timecards/_card.html",
+        **card_context(card, card.user, card.week_start),
+    )
 
 
 @bp.get("/approvals")
-@login_required
+@require_role(*APPROVER_ROLES)
 def approvals():
-    return "approvals"
+    status_key = request.args.get("status", "submitted")
+    if status_key not in STATUS_FILTERS:
+        status_key = "submitted"
+    page = paginate(svc.cards_for_approver(current_user, STATUS_FILTERS[status_key]))
+    return render_page_or_fragment(
+        "timecards/approvals.html",
+        "timecards/_approvals_table.html",
+        cards=page,
+        totals=svc.card_totals([card.id for card in page.items]),
+        status_key=status_key,
+        status_filters=list(STATUS_FILTERS),
+        fmt=svc.format_hours,
+    )
+
+
+# ---------------------------------------------------------------- entries
+
+
+@bp.get("/entries/form")
+@login_required
+def entry_form():
+    """The add/edit row; reloaded with the row's values when the project changes."""
+    entry = None
+    entry_id = parse_int(request.args.get("entry_id"))
+    if entry_id is not None:
+        entry = entry_or_404(entry_id)
+        card = entry.time_card
+    else:
+        card, _owner = card_for_new_entry(request.args)
+    week_start = (
+        card.week_start
+        if card
+        else svc.monday_of(parse_week(request.args.get("week"), svc.now_local_date(current_user)))
+    )
+    values = request.args.to_dict()
+    if entry is not None and "project_id" not in values:
+        values = entry_values(entry)
+    return render_fragment(
+        "timecards/_entry_form.html", **entry_form_context(card, week_start, entry, values)
+    )
+
+
+def card_for_new_entry(source) -> tuple[TimeCard | None, object]:
+    """(card, owner) for an add row: a card id (admins on others' cards) or your own week."""
+    card_id = parse_int(source.get("card_id"))
+    if card_id is not None:
+        card = viewable_card_or_404(card_id)
+        if not svc.may_change_entries(card, current_user):
+            abort(403)
+        return card, card.user
+    return None, current_user
+
+
+@bp.post("/entries")
+@login_required
+def create_entry():
+    card, owner = card_for_new_entry(request.form)
+    if card is not None:
+        week_start = card.week_start
+    else:
+        week_day = parse_date(request.form.get("week")) or parse_date(request.form.get("work_date"))
+        week_start = svc.monday_of(week_day or svc.now_local_date(current_user))
+        card = svc.find_card(current_user.company_id, owner.id, week_start)
+    data, errors = parse_entry_form(request.form)
+    if errors:
+        return entry_errors_response(card, week_start, None, errors)
+    try:
+        if card is None:
+            card = svc.get_or_create_card(current_user.company_id, owner, week_start, current_user)
+        entry = svc.create_entry(card, data, current_user)
+    except svc.TimeCardError as error:
+        db.session.rollback()
+        card = svc.find_card(current_user.company_id, owner.id, week_start)
+        return entry_errors_response(card, week_start, None, error.errors)
+    return render_card(entry.time_card_id, owner, week_start)
+
+
+@bp.post("/entries/<int:entry_id>")
+@login_required
+def update_entry(entry_id: int):
+    entry = entry_or_404(entry_id)
+    card = entry.time_card
+    data, errors = parse_entry_form(request.form)
+    if errors:
+        return entry_errors_response(card, card.week_start, entry, errors)
+    try:
+        svc.update_entry(entry, data, current_user)
+    except svc.TimeCardError as error:
+        db.session.rollback()
+        entry = db.session.get(TimeEntry, entry_id)
+        return entry_errors_response(entry.time_card, card.week_start, entry, error.errors)
+    return render_card(card.id, card.user, card.week_start)
+
+
+@bp.post("/entries/<int:entry_id>/delete")
+@login_required
+def delete_entry(entry_id: int):
+    entry = entry_or_404(entry_id)
+    card = entry.time_card
+    try:
+        svc.delete_entry(entry, current_user)
+    except svc.TimeCardError as error:
+        return render_card(card.id, card.user, card.week_start, 422, card_error=error.errors[""])
+    return render_card(card.id, card.user, card.week_start)
+
+
+# ---------------------------------------------------------------- status
+
+
+def _change(card_id: int, new_status: TimeCardStatus, note: str | None = None):
+    card = viewable_card_or_404(card_id)
+    try:
+        svc.change_status(card, new_status, current_user, note)
+    except svc.TimeCardError as error:
+        db.session.rollback()
+        card = db.session.get(TimeCard, card_id)
+        return render_card(
+            card.id,
+            card.user,
+            card.week_start,
+            422,
+            card_error=error.errors.get(""),
+            note_error=error.errors.get("note"),
+            note=note or "",
+        )
+    return render_card(card.id, card.user, card.week_start)
+
+
+@bp.post("/cards/<int:card_id>/submit")
+@login_required
+def submit(card_id: int):
+    card = viewable_card_or_404(card_id)
+    if card.user_id != current_user.id and not current_user.is_admin:
+        abort(403)
+    return _change(card_id, TimeCardStatus.SUBMITTED)
+
+
+@bp.post("/cards/<int:card_id>/approve")
+@require_role(*APPROVER_ROLES)
+def approve(card_id: int):
+    card = viewable_card_or_404(card_id)
+    if not svc.can_approve(card, current_user):
+        abort(403)
+    return _change(card_id, TimeCardStatus.APPROVED)
+
+
+@bp.post("/cards/<int:card_id>/reject")
+@require_role(*APPROVER_ROLES)
+def reject(card_id: int):
+    card = viewable_card_or_404(card_id)
+    if not svc.can_approve(card, current_user):
+        abort(403)
+    return _change(card_id, TimeCardStatus.REJECTED, request.form.get("note", ""))
