@@ -60,3 +60,49 @@ def app_job(func):
 def ping(company_id: int) -> int:
     """A no-op job used by the worker health check."""
     return company_id
+
+
+def enqueue_run(job, run) -> None:
+    """Enqueue `job(company_id, run_id)` for a committed run row, with job id run-<id>."""
+    from webapp.redis_runtime import get_queue
+
+    get_queue("imports").enqueue(
+        job,
+        run.company_id,
+        run.id,
+        job_id=f"run-{run.id}",
+        job_timeout=JOB_TIMEOUT,
+        retry=JOB_RETRY,
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+    )
+
+
+def _run_import_service(service, company_id: int, run_id: int):
+    from webapp.services import imports
+
+    run = imports.get_run(company_id, run_id)
+    if run is None:
+        return None
+    try:
+        service(run_id, imports.client_page_fetcher(company_id))
+    except Exception as exc:
+        imports.record_failure(run_id, f"{type(exc).__name__}: {exc}")
+        raise
+    return run_id
+
+
+@app_job
+def stage_procore_records(company_id: int, run_id: int):
+    """List one kind of Procore record into staging for the set-up wizard's tables."""
+    from webapp.services import imports
+
+    return _run_import_service(imports.stage_records, company_id, run_id)
+
+
+@app_job
+def import_from_procore(company_id: int, run_id: int):
+    """The set-up import: create or link the users, projects and cost codes chosen."""
+    from webapp.services import imports
+
+    return _run_import_service(imports.run_import, company_id, run_id)

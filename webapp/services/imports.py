@@ -891,3 +891,52 @@ def set_link_choice(company_id: int, row: ProcoreStagedRecord, local_id: int | N
     row.link_to_local_id = local_id
     db.session.flush()
     return None
+
+
+def client_page_fetcher(company_id: int) -> FetchPage:
+    """A FetchPage over the company's ProcoreClient (the one door to Procore)."""
+    from webapp.services.connections import procore_client_for
+
+    client = procore_client_for(company_id)
+
+    def fetch(path: str, params: dict, page: int, per_page: int) -> tuple[list, int | None]:
+        reply = client.get(path, params={**params, "page": page, "per_page": per_page})
+        total = None
+        if hasattr(reply, "headers") and hasattr(reply, "json"):
+            raw_total = reply.headers.get("Total")
+            total = int(raw_total) if raw_total and str(raw_total).isdigit() else None
+            reply = reply.json()
+        return (reply if isinstance(reply, list) else []), total
+
+    return fetch
+
+
+def choose_procore_company(company_id: int, procore_company_id: int) -> str | None:
+    """Step 1: pick the Procore company (from the connection's list); the reason on refusal."""
+    from webapp.services.connections import get_connection
+
+    conn = get_connection(company_id)
+    companies = {c.get("id"): c.get("name") for c in (conn.available_companies if conn else [])}
+    if procore_company_id not in companies:
+        return "Choose one of the companies your Procore login can see."
+    settings = settings_for(company_id)
+    if settings.procore_company_id != procore_company_id:
+        settings.standard_cost_code_list_id = None
+        settings.standard_cost_code_list_name = None
+    settings.procore_company_id = procore_company_id
+    settings.procore_company_name = companies[procore_company_id]
+    conn.procore_company_id = procore_company_id
+    db.session.flush()
+    return None
+
+
+def cost_code_lists(company_id: int) -> list[dict]:
+    """The chosen company's standard cost code lists (a small lookup through the client)."""
+    settings = settings_for(company_id)
+    if settings.procore_company_id is None:
+        return []
+    fetch = client_page_fetcher(company_id)
+    items, _ = fetch(
+        "/rest/v1.0/standard_cost_code_lists", {"company_id": settings.procore_company_id}, 1, 100
+    )
+    return [{"id": i.get("id"), "name": i.get("name")} for i in items if i.get("id")]
