@@ -1,0 +1,161 @@
+"""Cost codes of a company: search, create, edit, divisions, and which projects use them."""
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
+
+from webapp.extensions import db
+from webapp.models import CostCode, Project, project_cost_code
+from webapp.services.people import ValidationFailed, escape_like
+
+COST_CODE_FIELDS = ("code", "name", "phase", "parent_id", "active")
+CODE_TAKEN = "Another cost code in your company already uses this code."
+
+
+def search_cost_codes(company_id: int, q: str = "") -> sa.Select:
+    """Cost codes of the company matching `q` in code, name or phase, by code."""
+    query = sa.select(CostCode).where(CostCode.company_id == company_id)
+    q = (q or "").strip()
+    if q:
+        like = f"%{escape_like(q.lower())}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(CostCode.code).like(like, escape="\\"),
+                sa.func.lower(CostCode.name).like(like, escape="\\"),
+                sa.func.lower(CostCode.phase).like(like, escape="\\"),
+            )
+        )
+    return query.order_by(CostCode.code, CostCode.id)
+
+
+def project_counts(cost_code_ids: list[int]) -> dict[int, int]:
+    """How many projects use each of these cost codes (one grouped query)."""
+    if not cost_code_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(project_cost_code.c.cost_code_id, sa.func.count())
+        .where(project_cost_code.c.cost_code_id.in_(cost_code_ids))
+        .group_by(project_cost_code.c.cost_code_id)
+    )
+    return dict(rows.all())
+
+
+def division_choices(company_id: int, exclude_id: int | None = None) -> list[CostCode]:
+    """Top-level codes (divisions) that may be a parent, by code."""
+    query = sa.select(CostCode).where(
+        CostCode.company_id == company_id, CostCode.parent_id.is_(None)
+    )
+    if exclude_id:
+        query = query.where(CostCode.id != exclude_id)
+    return list(db.session.scalars(query.order_by(CostCode.code)))
+
+
+def _check(company_id: int, data: dict, cost_code: CostCode | None = None) -> None:
+    errors: dict[str, str] = {}
+    others = sa.select(CostCode.id).where(
+        CostCode.company_id == company_id, CostCode.code == data["code"]
+    )
+    if cost_code is not None:
+        others = others.where(CostCode.id != cost_code.id)
+    if db.session.scalar(others.limit(1)):
+        errors["code"] = CODE_TAKEN
+    parent_id = data.get("parent_id")
+    if parent_id is not None:
+        parent = db.session.get(CostCode, parent_id)
+        # Two levels (division -> code) keep the tree cycle-free and match Procore's lists.
+        if parent is None or parent.company_id != company_id:
+            errors["parent_id"] = "Choose a division from the list."
+        elif cost_code is not None and parent.id == cost_code.id:
+            errors["parent_id"] = "A cost code cannot be its own division."
+        elif parent.parent_id is not None:
+            errors["parent_id"] = f"{parent.code} is itself under a division; choose a division."
+        elif cost_code is not None and db.session.scalar(
+            sa.select(CostCode.id).where(CostCode.parent_id == cost_code.id).limit(1)
+        ):
+            errors["parent_id"] = (
+                "This code is a division with codes under it, so it stays top-level."
+            )
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except IntegrityError as error:
+        db.session.rollback()
+        raise ValidationFailed({"code": CODE_TAKEN}) from error
+
+
+def create_cost_code(company_id: int, data: dict) -> CostCode:
+    """Create a cost code in the company from cleaned `data`; raises ValidationFailed."""
+    _check(company_id, data)
+    cost_code = CostCode(company_id=company_id)
+    for field in COST_CODE_FIELDS:
+        setattr(cost_code, field, data[field])
+    db.session.add(cost_code)
+    _commit()
+    return cost_code
+
+
+def update_cost_code(cost_code: CostCode, data: dict) -> CostCode:
+    """Apply cleaned `data` to `cost_code`; raises ValidationFailed with nothing saved."""
+    _check(cost_code.company_id, data, cost_code)
+    for field in COST_CODE_FIELDS:
+        setattr(cost_code, field, data[field])
+    _commit()
+    return cost_code
+
+
+def project_choices(cost_code: CostCode) -> list[tuple[Project, bool]]:
+    """Projects of the company (active ones, plus inactive ones using the code) and whether
+    each uses the code, by name."""
+    using = sa.select(project_cost_code.c.project_id).where(
+        project_cost_code.c.cost_code_id == cost_code.id
+    )
+    using_ids = set(db.session.scalars(using))
+    projects = db.session.scalars(
+        sa.select(Project)
+        .where(
+            Project.company_id == cost_code.company_id,
+            sa.or_(Project.active.is_(True), Project.id.in_(using)),
+        )
+        .options(lazyload(Project.cost_codes), lazyload(Project.supervisors))
+        .order_by(Project.name, Project.id)
+    )
+    return [(project, project.id in using_ids) for project in projects]
+
+
+def set_projects_using(cost_code: CostCode, project_ids: list[int]) -> int:
+    """Make exactly these projects of the company use the cost code; returns how many do."""
+    wanted = set(project_ids)
+    found = set(
+        db.session.scalars(
+            sa.select(Project.id).where(
+                Project.company_id == cost_code.company_id, Project.id.in_(wanted)
+            )
+        )
+    )
+    if found != wanted:
+        raise ValidationFailed({"project_ids": "Choose projects from the list."})
+    current = set(
+        db.session.scalars(
+            sa.select(project_cost_code.c.project_id).where(
+                project_cost_code.c.cost_code_id == cost_code.id
+            )
+        )
+    )
+    if current - wanted:
+        db.session.execute(
+            sa.delete(project_cost_code).where(
+                project_cost_code.c.cost_code_id == cost_code.id,
+                project_cost_code.c.project_id.in_(current - wanted),
+            )
+        )
+    if wanted - current:
+        db.session.execute(
+            sa.insert(project_cost_code),
+            [{"project_id": pid, "cost_code_id": cost_code.id} for pid in wanted - current],
+        )
+    db.session.commit()
+    return len(wanted)
