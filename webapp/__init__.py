@@ -32,11 +32,13 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     from webapp import models  # noqa: F401  (the whole schema, for Alembic)
+    from webapp.procore.tokens import register_procore_oauth
 
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
     csrf.init_app(app)
     oauth.init_app(app)
+    register_procore_oauth(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."

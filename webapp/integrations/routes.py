@@ -1,13 +1,138 @@
-"""Settings → Integrations: the list of integrations (Procore)."""
+"""Settings → Integrations: the Procore card, connect (OAuth), callback and disconnect."""
 
-from flask import Blueprint, render_template
+import click
+from flask import Blueprint, current_app, flash, g, request, session
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
 
+from webapp.htmx import hx_redirect, render_page_or_fragment
+from webapp.models.procore import ConnectionStatus
+from webapp.procore.tokens import (
+    ConnectFailed,
+    begin_authorization,
+    consume_authorization,
+    exchange_code,
+)
+from webapp.redis_runtime import get_redis
+from webapp.services import connections
 from webapp.tenancy import admin_required
 
-bp = Blueprint("integrations", __name__, url_prefix="/settings/integrations")
+# cli_group=None: `flask rotate-token-keys` sits beside the other top-level commands.
+bp = Blueprint("integrations", __name__, url_prefix="/settings/integrations", cli_group=None)
+
+SETUP_PATH = "/settings/integrations/procore/setup"
+
+
+def _setup_url() -> str | None:
+    """The set-up wizard's URL once that feature exists (another issue builds it)."""
+    try:
+        current_app.url_map.bind("localhost").match(SETUP_PATH, method="GET")
+    except HTTPException:
+        return None
+    return SETUP_PATH
+
+
+def _render(message: str | None = None, status: int = 200, kind: str = "error"):
+    company_id = current_user.company_id
+    return render_page_or_fragment(
+        "integrations/index.html",
+        "integrations/_procore_card.html",
+        status=status,
+        conn=connections.get_connection(company_id),
+        budget=connections.budget_status(company_id),
+        setup_url=_setup_url(),
+        message=message,
+        message_kind=kind,
+    )
 
 
 @bp.get("/")
 @admin_required
 def index():
-    return render_template("integrations/index.html")
+    return _render()
+
+
+@bp.post("/procore/connect")
+@admin_required
+def procore_connect():
+    url = begin_authorization(session, get_redis(), current_user.company_id, current_user.id)
+    return hx_redirect(url)
+
+
+@bp.get("/procore/callback")
+@admin_required
+def procore_callback():
+    company_id = current_user.company_id
+    try:
+        verifier = consume_authorization(
+            session, get_redis(), request.args.get("state"), company_id, current_user.id
+        )
+        if request.args.get("error"):
+            if request.args["error"] == "access_denied":
+                raise ConnectFailed(
+                    400,
+                    "Procore access was not allowed, so nothing was connected. "
+                    "Click Connect and choose Allow to connect.",
+                )
+            raise ConnectFailed(
+                400,
+                "Procore did not complete the sign-in, so nothing was connected. "
+                "Click Connect to try again.",
+            )
+        code = request.args.get("code")
+        if not code:
+            raise ConnectFailed(400, "Procore sent no sign-in code. Click Connect to try again.")
+        token = exchange_code(code, verifier)
+        connections.complete_connection(company_id, current_user.id, token)
+    except ConnectFailed as failure:
+        return _render(failure.message, failure.status)
+    flash("Procore is connected.", "success")
+    return hx_redirect(_index_url())
+
+
+@bp.post("/procore/disconnect")
+@admin_required
+def procore_disconnect():
+    result = connections.disconnect(current_user.company_id, current_user.id)
+    if result.revoked:
+        message = "Procore is disconnected; its tokens were revoked. Your Crewclock data stays."
+    else:
+        message = (
+            "Procore is disconnected here, but Procore could not be reached to revoke access. "
+            "You can also remove Crewclock from Procore's App Management."
+        )
+    return _render(message, 200, kind="success" if result.revoked else "error")
+
+
+def _index_url() -> str:
+    from flask import url_for
+
+    return url_for("integrations.index")
+
+
+@bp.app_context_processor
+def procore_banner_state():
+    """`procore_needs_reconnect()` for the banner on every page: one cheap lookup, lazily."""
+
+    def procore_needs_reconnect() -> bool:
+        if not current_user.is_authenticated:
+            return False
+        if "procore_needs_reconnect" not in g:
+            try:
+                status = connections.connection_status(current_user.company_id)
+            except Exception:  # a banner must never break a page
+                current_app.logger.warning("could not read the Procore connection status")
+                status = None
+            g.procore_needs_reconnect = status == ConnectionStatus.NEEDS_REAUTH
+        return g.procore_needs_reconnect
+
+    return {"procore_needs_reconnect": procore_needs_reconnect}
+
+
+@bp.cli.command("rotate-token-keys")
+def rotate_token_keys_command() -> None:
+    """Re-encrypt every stored Procore token with the newest TOKEN_ENCRYPTION_KEYS key."""
+    from webapp.procore.crypto import rotate_all_tokens
+
+    changed = rotate_all_tokens(current_app._get_current_object())
+    click.echo(f"Re-encrypted tokens of {changed} connection(s) with the newest key.")
