@@ -106,3 +106,12 @@ def import_from_procore(company_id: int, run_id: int):
     from webapp.services import imports
 
     return _run_import_service(imports.run_import, company_id, run_id)
+
+
+@app_job
+def push_timecards(company_id: int):
+    """Send a company's queued time entries to Procore (one drain per company at a time)."""
+    from webapp.services.push import run_push_job
+
+    result = run_push_job(company_id)
+    return None if result is None else result.run_id

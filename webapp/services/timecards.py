@@ -28,6 +28,7 @@ from webapp.models import (
 )
 from webapp.models.base import utcnow
 from webapp.models.project import project_supervisor
+from webapp.services import push
 
 MAX_HOURS_PER_DAY = Decimal("24")
 TWO_PLACES = Decimal("0.01")
@@ -229,10 +230,12 @@ def cards_for_approver(user: User, status: TimeCardStatus | None = TimeCardStatu
 
 def after_status_change(card: TimeCard, old: TimeCardStatus, new: TimeCardStatus) -> None:
     """Runs inside the status change's transaction (the Procore push adds its outbox here)."""
+    push.queue_status_change(card, old, new)
 
 
 def after_entry_change(entry: TimeEntry, action: str) -> None:
     """Runs inside the entry change's transaction; action is added, edited or deleted."""
+    push.queue_entry_change(entry, action)
 
 
 # ---------------------------------------------------------------- changes

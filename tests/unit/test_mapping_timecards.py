@@ -1,0 +1,119 @@
+"""Our time entries -> Procore timecard entry bodies, hashes and reasons."""
+
+from datetime import date, time
+from decimal import Decimal
+
+import pytest
+
+from webapp.procore import mapping_timecards as m
+
+
+def facts(**overrides) -> m.EntryFacts:
+    values = dict(
+        entry_id=42,
+        card_id=7,
+        work_date=date(2026, 3, 2),
+        hours=Decimal("7.50"),
+        start_time=None,
+        end_time=None,
+        break_minutes=0,
+        work_type="regular",
+        notes="Framing level 2",
+        mode=m.HOURS,
+        time_zone="America/New_York",
+    )
+    values.update(overrides)
+    return m.EntryFacts(**values)
+
+
+REFS = m.ProcoreRefs(project_id=1001, party_id=2002, cost_code_id=3003, time_type_id=4004)
+
+
+def test_hours_project_sends_hours_party_cost_code_time_type_and_origin():
+    payload = m.entry_payload(facts(), REFS)
+    assert payload["hours"] == "7.50"
+    assert payload["date"] == "2026-03-02"
+    assert payload["party_id"] == 2002
+    assert payload["cost_code_id"] == 3003
+    assert payload["timecard_time_type_id"] == 4004
+    assert payload["description"] == "Framing level 2"
+    assert payload["origin_id"] == "crewclock-entry-42"
+    assert "entry 42" in payload["origin_data"]
+    assert "time_in" not in payload
+
+
+def test_start_stop_project_sends_times_in_the_workers_zone_and_lunch_minutes():
+    payload = m.entry_payload(
+        facts(mode=m.START_STOP, start_time=time(7, 0), end_time=time(15, 30), break_minutes=30),
+        REFS,
+    )
+    assert payload["time_in"] == "2026-03-02T07:00:00-05:00"
+    assert payload["time_out"] == "2026-03-02T15:30:00-05:00"
+    assert payload["lunch_time"] == "30"
+    assert "hours" not in payload
+
+
+def test_start_stop_project_with_hours_only_entry_says_what_is_missing():
+    with pytest.raises(m.EntryNotSendable, match="start and stop times"):
+        m.entry_payload(facts(mode=m.START_STOP), REFS)
+
+
+def test_work_types_map_to_procore_time_type_abbreviations():
+    assert [m.time_type_code(w) for w in ("regular", "overtime", "double_time")] == [
+        "REG",
+        "OT",
+        "DT",
+    ]
+    ids = m.time_type_ids(
+        [
+            {"id": 1, "abbreviated_time_type": "REG"},
+            {"id": 2, "abbreviated_time_type": "OT"},
+            {"id": 3, "abbreviated_time_type": "dt"},
+        ]
+    )
+    assert ids == {"REG": 1, "OT": 2, "DT": 3}
+
+
+def test_payload_hash_changes_only_when_the_payload_does():
+    one = m.entry_payload(facts(), REFS)
+    assert m.payload_hash(one) == m.payload_hash(dict(reversed(list(one.items()))))
+    assert m.payload_hash(one) != m.payload_hash(m.entry_payload(facts(notes="x"), REFS))
+
+
+def test_origin_id_round_trips_and_lookup_matches_strings_and_numbers():
+    assert m.entry_id_from_origin(m.origin_id_for(9)) == 9
+    assert m.entry_id_from_origin("someone-else-9") is None
+    listed = [{"id": 1, "origin_id": None}, {"id": 2, "origin_id": "crewclock-entry-9"}]
+    assert m.find_by_origin(listed, "crewclock-entry-9")["id"] == 2
+    assert m.find_by_origin(listed, "crewclock-entry-10") is None
+
+
+def test_project_cost_code_found_by_standard_code_then_by_code():
+    codes = [
+        {"id": 1, "standard_cost_code_id": 50, "full_code": "03-300"},
+        {"id": 2, "standard_cost_code_id": None, "full_code": "06-200"},
+        {"id": 3, "standard_cost_code_id": 70, "full_code": "09-900", "deleted_at": "x"},
+    ]
+    assert m.project_cost_code_id(codes, 50, "zz") == 1
+    assert m.project_cost_code_id(codes, 99, "06-200") == 2
+    assert m.project_cost_code_id(codes, 70, "09-900") is None
+
+
+def test_party_ids_come_from_people_with_a_login():
+    people = [{"id": 10, "user_id": 1}, {"id": 11, "user_id": None}]
+    assert m.party_ids_by_user(people) == {1: 10}
+
+
+def test_errors_are_described_in_plain_words_and_locks_are_recognised():
+    body = {"errors": {"base": ["Timecard entry is approved and cannot be changed"]}}
+    assert m.is_locked_error(body)
+    assert m.describe_errors(body) == "Timecard entry is approved and cannot be changed"
+    assert m.describe_errors({"errors": {"hours": ["must be between 0 and 24"]}}) == (
+        "hours must be between 0 and 24"
+    )
+    assert not m.is_locked_error({"errors": {"hours": ["is not a number"]}})
+
+
+def test_hours_outside_procore_range_is_refused_before_sending():
+    with pytest.raises(m.EntryNotSendable):
+        m.entry_payload(facts(hours=Decimal("25")), REFS)

@@ -1,0 +1,201 @@
+"""Pure functions between our time entries and Procore timecard entries (no I/O).
+
+The push service gathers plain facts (our entry, the Procore ids it maps to) and these
+functions turn them into request bodies, hashes and readable reasons, so every rule here is
+testable without a database or a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ORIGIN_PREFIX = "crewclock-entry-"
+# Our work types -> Procore's abbreviated timecard time types (procore-api.md §8.6).
+TIME_TYPE_CODES = {"regular": "REG", "overtime": "OT", "double_time": "DT"}
+BULK_CREATE_MAX = 25  # v1.1 project_timecard_entries/bulk_create (procore-api.md §9.3)
+HOURS = "hours"
+START_STOP = "start_stop"
+
+
+class EntryNotSendable(Exception):
+    """The entry cannot be expressed as a Procore timecard entry; str() says why."""
+
+
+@dataclass(frozen=True)
+class EntryFacts:
+    """What the push needs to know about one of our time entries."""
+
+    entry_id: int
+    card_id: int
+    work_date: date
+    hours: Decimal
+    start_time: time | None
+    end_time: time | None
+    break_minutes: int
+    work_type: str
+    notes: str | None
+    mode: str  # the project's time-entry mode: "hours" or "start_stop"
+    time_zone: str  # the worker's zone; start/stop times are wall-clock times there
+
+
+@dataclass(frozen=True)
+class ProcoreRefs:
+    """The Procore ids the entry maps to."""
+
+    project_id: int
+    party_id: int
+    cost_code_id: int | None = None
+    time_type_id: int | None = None
+    line_item_type_id: int | None = None
+
+
+def origin_id_for(entry_id: int) -> str:
+    """The stable origin_id Procore stores for our entry (the key of every lookup)."""
+    return f"{ORIGIN_PREFIX}{entry_id}"
+
+
+def entry_id_from_origin(origin_id: str | None) -> int | None:
+    """Our entry id from an origin_id we wrote, else None."""
+    if not origin_id or not str(origin_id).startswith(ORIGIN_PREFIX):
+        return None
+    tail = str(origin_id)[len(ORIGIN_PREFIX) :]
+    return int(tail) if tail.isdigit() else None
+
+
+def _wall_time(day: date, moment: time, zone: str) -> str:
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = ZoneInfo("UTC")
+    return datetime.combine(day, moment, tzinfo=tz).isoformat(timespec="seconds")
+
+
+def entry_payload(facts: EntryFacts, refs: ProcoreRefs) -> dict:
+    """The `timecard_entry` object for a create or update of this entry."""
+    payload: dict = {
+        "date": facts.work_date.isoformat(),
+        "party_id": refs.party_id,
+        "timecard_time_type_id": refs.time_type_id,
+        "cost_code_id": refs.cost_code_id,
+        "description": facts.notes or "",
+        "origin_id": origin_id_for(facts.entry_id),
+        "origin_data": f"Crewclock time card {facts.card_id}, entry {facts.entry_id}",
+    }
+    if refs.line_item_type_id is not None:
+        payload["line_item_type_id"] = refs.line_item_type_id
+    if facts.mode == START_STOP:
+        if facts.start_time is None or facts.end_time is None:
+            raise EntryNotSendable(
+                "This project records start and stop times in Procore, but the entry has "
+                "only hours. Add a start and end time to the entry."
+            )
+        payload["time_in"] = _wall_time(facts.work_date, facts.start_time, facts.time_zone)
+        payload["time_out"] = _wall_time(facts.work_date, facts.end_time, facts.time_zone)
+        payload["lunch_time"] = str(int(facts.break_minutes or 0))
+    else:
+        hours = Decimal(facts.hours).quantize(Decimal("0.01"))
+        if hours <= 0 or hours > 24:
+            raise EntryNotSendable(f"Procore accepts 0 to 24 hours per entry, not {hours}.")
+        payload["hours"] = str(hours)
+    return payload
+
+
+def bulk_item(payload: dict, procore_project_id: int) -> dict:
+    """One element of a v1.1 bulk_create body (each item names its project)."""
+    return {"project_id": procore_project_id, **payload}
+
+
+def payload_hash(payload: dict) -> str:
+    """A stable hash of what we send (unchanged hash = nothing to update)."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def find_by_origin(entries: Iterable[dict], origin_id: str) -> dict | None:
+    """The Procore entry carrying our origin_id, if any (ids compare as strings)."""
+    for entry in entries:
+        if entry.get("origin_id") is not None and str(entry["origin_id"]) == origin_id:
+            return entry
+    return None
+
+
+def time_type_ids(time_types: Iterable[dict]) -> dict[str, int]:
+    """{"REG": id, "OT": id, "DT": id} from a time-type list."""
+    found: dict[str, int] = {}
+    for row in time_types:
+        code = (row.get("abbreviated_time_type") or "").upper()
+        if code and code not in found:
+            found[code] = row["id"]
+    return found
+
+
+def time_type_code(work_type: str) -> str:
+    """Procore's abbreviation for our work type."""
+    return TIME_TYPE_CODES[str(work_type)]
+
+
+def project_cost_code_id(
+    project_codes: Iterable[dict], standard_cost_code_id: int | None, full_code: str | None
+) -> int | None:
+    """The project's cost code made from the linked standard code (or with the same code)."""
+    by_code = None
+    for row in project_codes:
+        if row.get("deleted_at"):
+            continue
+        if standard_cost_code_id is not None and row.get("standard_cost_code_id") == (
+            standard_cost_code_id
+        ):
+            return row["id"]
+        if full_code and by_code is None and (row.get("full_code") or row.get("code")) == full_code:
+            by_code = row["id"]
+    return by_code
+
+
+def cost_code_segment(full_code: str) -> str:
+    """The last segment of a code: Procore's create takes '300' for '03-300'."""
+    return full_code.rsplit("-", 1)[-1] if "-" in full_code else full_code
+
+
+def party_ids_by_user(people: Iterable[dict]) -> dict[int, int]:
+    """{procore user id: person id (party_id)} for people that have a login."""
+    return {p["user_id"]: p["id"] for p in people if p.get("user_id") is not None}
+
+
+def is_locked_error(body: object) -> bool:
+    """Whether a 422 body says the entry is approved/completed (locked) in Procore."""
+    text = json.dumps(body, default=str).lower() if body is not None else ""
+    return any(word in text for word in ("approved", "completed", "locked"))
+
+
+def describe_errors(body: object) -> str:
+    """A readable one-liner from a Procore error body (v1 field map, v2, or message)."""
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, dict):
+            parts = []
+            for field, messages in errors.items():
+                if isinstance(messages, list):
+                    messages = ", ".join(str(m) for m in messages)
+                parts.append(str(messages) if field == "base" else f"{field} {messages}")
+            if parts:
+                return "; ".join(parts)
+        if isinstance(errors, list) and errors:
+            return "; ".join(describe_errors(e) for e in errors)
+        if isinstance(errors, str):
+            return errors
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("code") or error)
+        if body.get("message"):
+            return str(body["message"])
+        if error:
+            return str(error)
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return "Procore refused the entry"

@@ -1,0 +1,1440 @@
+"""Time cards to Procore: the outbox written with each change, and the drain that sends it.
+
+Exactly once (reliability.md §2.5): each entry has one outbox row with a stable origin_id.
+Before a create is sent the row is marked `create_in_doubt` and committed; from then on no
+create for that row happens until Procore has been asked (listing the project's entries for
+the date and matching origin_id) whether the earlier one arrived. A worker killed anywhere,
+a response lost after Procore committed, or the job run twice therefore ends with one entry.
+
+The web side only writes rows (in the caller's transaction) and, after commit, enqueues the
+drain job. The drain runs one at a time per company (a Redis lease) and never touches
+`request` or `current_user`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time as _time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from webapp.extensions import db
+from webapp.models import (
+    CostCode,
+    EntityType,
+    IntegrationSettings,
+    ProcoreLink,
+    Project,
+    RunStatus,
+    SyncRun,
+    SyncRunItem,
+    TimeCard,
+    TimeCardStatus,
+    TimecardTrigger,
+    TimeEntry,
+    User,
+)
+from webapp.models.base import utcnow
+from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
+from webapp.procore import mapping_timecards as mapping
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120
+QUEUED_FLAG_SECONDS = 60
+BATCH = 200
+RETRY_LATER = timedelta(minutes=2)
+PARTY = "party_for_user"
+
+
+# =============================================================== outbox writes (web side)
+def sendable_statuses(trigger: TimecardTrigger) -> tuple[TimeCardStatus, ...]:
+    """Card statuses at which entries belong in Procore for this trigger setting."""
+    if trigger == TimecardTrigger.ON_SUBMIT:
+        return (TimeCardStatus.SUBMITTED, TimeCardStatus.APPROVED)
+    return (TimeCardStatus.APPROVED,)
+
+
+def _push_trigger(company_id: int) -> TimecardTrigger | None:
+    """The company's trigger, or None while Procore is not set up (nothing is pushed)."""
+    settings = db.session.get(IntegrationSettings, company_id)
+    if settings is None or settings.setup_completed_at is None:
+        return None
+    return settings.timecard_trigger
+
+
+def _row_for(company_id: int, entry_id: int) -> ProcorePush | None:
+    return db.session.scalar(
+        sa.select(ProcorePush).where(
+            ProcorePush.company_id == company_id, ProcorePush.time_entry_id == entry_id
+        )
+    )
+
+
+def _want(company_id: int, card_id: int, entry_id: int, action: PushAction) -> None:
+    row = _row_for(company_id, entry_id)
+    if row is None:
+        if action == PushAction.DELETE:
+            return  # never sent, nothing to remove
+        row = ProcorePush(
+            company_id=company_id,
+            time_entry_id=entry_id,
+            time_card_id=card_id,
+            origin_id=mapping.origin_id_for(entry_id),
+            generation=0,
+        )
+        db.session.add(row)
+    elif row.generation is not None:
+        # An atomic bump: a drain that read the old generation will not mark this done.
+        row.generation = ProcorePush.generation + 1
+    row.action = action
+    row.state = PushState.PENDING
+    row.reason = None
+    row.fix_entity = row.fix_local_id = None
+    row.next_attempt_at = None
+    _enqueue_after_commit(company_id)
+
+
+def queue_status_change(card: TimeCard, old: TimeCardStatus, new: TimeCardStatus) -> None:
+    """Write outbox rows for a card that reached (or left) the push trigger's status."""
+    trigger = _push_trigger(card.company_id)
+    if trigger is None:
+        return
+    wanted = sendable_statuses(trigger)
+    if new in wanted and old not in wanted:
+        for entry in card.entries:
+            _want(card.company_id, card.id, entry.id, PushAction.UPSERT)
+    elif old in wanted and new not in wanted:
+        # A rejected card takes its entries out of Procore until it is approved again.
+        for row in db.session.scalars(
+            sa.select(ProcorePush).where(ProcorePush.time_card_id == card.id)
+        ):
+            _want(card.company_id, card.id, row.time_entry_id, PushAction.DELETE)
+
+
+def queue_entry_change(entry: TimeEntry, action: str) -> None:
+    """Write the outbox row for an entry added, edited or deleted on a card already sent."""
+    card = entry.time_card
+    trigger = _push_trigger(entry.company_id)
+    if trigger is None or card is None:
+        return
+    if action == "deleted":
+        _want(entry.company_id, card.id, entry.id, PushAction.DELETE)
+    elif card.status in sendable_statuses(trigger):
+        _want(entry.company_id, card.id, entry.id, PushAction.UPSERT)
+
+
+# ------------------------------------------------------------ enqueue after the commit
+_SESSION_KEY = "crewclock_push_companies"
+
+
+def _enqueue_after_commit(company_id: int) -> None:
+    db.session.info.setdefault(_SESSION_KEY, set()).add(company_id)
+
+
+@sa.event.listens_for(sa.orm.Session, "after_commit")
+def _after_commit(session) -> None:
+    companies = session.info.pop(_SESSION_KEY, None)
+    if not companies:
+        return
+    for company_id in companies:
+        try:
+            enqueue_push(company_id)
+        except Exception:  # Redis down: the rows are safe; the next enqueue or sweep sends them
+            log.warning("could not enqueue the Procore push for company %s", company_id)
+
+
+@sa.event.listens_for(sa.orm.Session, "after_rollback")
+def _after_rollback(session) -> None:
+    session.info.pop(_SESSION_KEY, None)
+
+
+def enqueue_push(company_id: int, delay: timedelta | None = None) -> bool:
+    """Enqueue the drain job for a company (skipped when one is already waiting)."""
+    from webapp import jobs
+    from webapp.redis_runtime import get_queue, get_redis
+
+    if not current_app.config.get("PUSH_AUTO_ENQUEUE", True):
+        return False
+    redis = get_redis()
+    if delay is None and not redis.set(
+        f"push:queued:{company_id}", "1", nx=True, ex=QUEUED_FLAG_SECONDS
+    ):
+        return False
+    queue = get_queue("push")
+    options = dict(
+        job_timeout=jobs.JOB_TIMEOUT,
+        retry=jobs.JOB_RETRY,
+        result_ttl=jobs.RESULT_TTL,
+        failure_ttl=jobs.FAILURE_TTL,
+    )
+    if delay is not None:
+        queue.enqueue_in(delay, jobs.push_timecards, company_id, **options)
+    else:
+        queue.enqueue(jobs.push_timecards, company_id, **options)
+    return True
+
+
+# ===================================================================== the Procore side
+@dataclass
+class PushResult:
+    """What one drain did (also recorded on the SyncRun row)."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    not_mapped: int = 0
+    conflicts: int = 0
+    reconciled: int = 0
+    waiting: int = 0
+    retry_at: datetime | None = None
+    stopped: str | None = None  # why the drain stopped early (auth, rate limit, outage)
+    run_id: int | None = None
+
+    def later(self, when: datetime) -> None:
+        if self.retry_at is None or when < self.retry_at:
+            self.retry_at = when
+
+
+@dataclass
+class _Facts:
+    row: ProcorePush
+    generation: int
+    entry: TimeEntry | None = None
+    user: User | None = None
+    project: Project | None = None
+    cost_code: CostCode | None = None
+
+
+@dataclass
+class _Cache:
+    """Procore lookups reused for one drain (project cost codes, time types, people)."""
+
+    cost_codes: dict[int, list[dict]] = field(default_factory=dict)
+    time_types: dict[str, int] | None = None
+    people_loaded: bool = False
+
+
+class _Stop(Exception):
+    """Stop this drain (auth lost, rate limited, Procore unavailable); rows stay queued."""
+
+
+def _errors():
+    from webapp.procore import errors
+
+    return errors
+
+
+# ------------------------------------------------------------------ conditional writes
+def _facts_update(row_id: int, **values) -> None:
+    """Facts learned from Procore (ids, hashes): always true, written whatever happened."""
+    db.session.execute(
+        sa.update(ProcorePush)
+        .where(ProcorePush.id == row_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _state_update(row_id: int, generation: int, state: PushState, **values) -> bool:
+    """Set the state unless the row changed since we read it (then it stays pending)."""
+    result = db.session.execute(
+        sa.update(ProcorePush)
+        .where(ProcorePush.id == row_id, ProcorePush.generation == generation)
+        .values(state=state, updated_at=utcnow(), **values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _finish(f: _Facts, state: PushState, reason: str | None = None, **values) -> None:
+    extra = {}
+    if state in (PushState.NOT_MAPPED,):
+        extra = {"fix_entity": values.pop("fix_entity", None)}
+        extra["fix_local_id"] = values.pop("fix_local_id", None)
+    if values:
+        _facts_update(f.row.id, **values)
+    _state_update(f.row.id, f.generation, state, reason=reason, next_attempt_at=None, **extra)
+    db.session.commit()
+
+
+# ------------------------------------------------------------------------- loading
+def next_due_at(company_id: int) -> datetime | None:
+    """When the earliest row waiting on a delay (rate limit, settle time) becomes due."""
+    return db.session.scalar(
+        sa.select(sa.func.min(ProcorePush.next_attempt_at)).where(
+            ProcorePush.company_id == company_id,
+            ProcorePush.state.in_(WORK_STATES),
+            ProcorePush.next_attempt_at.is_not(None),
+        )
+    )
+
+
+def _due_rows(company_id: int, after_id: int, now: datetime) -> list[ProcorePush]:
+    return list(
+        db.session.scalars(
+            sa.select(ProcorePush)
+            .where(
+                ProcorePush.company_id == company_id,
+                ProcorePush.state.in_(WORK_STATES),
+                ProcorePush.id > after_id,
+                sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= now),
+            )
+            .order_by(ProcorePush.id)
+            .limit(BATCH)
+        )
+    )
+
+
+def _load_facts(company_id: int, rows: list[ProcorePush]) -> list[_Facts]:
+    """Entries, users, projects and cost codes of a batch in a handful of queries."""
+    entry_ids = [r.time_entry_id for r in rows]
+    entries = {
+        e.id: e
+        for e in db.session.scalars(
+            sa.select(TimeEntry).where(
+                TimeEntry.company_id == company_id, TimeEntry.id.in_(entry_ids)
+            )
+        ).unique()
+    }
+    card_ids = {e.time_card_id for e in entries.values()}
+    cards = {
+        c.id: c
+        for c in db.session.scalars(sa.select(TimeCard).where(TimeCard.id.in_(card_ids))).unique()
+    }
+    facts = []
+    for row in rows:
+        entry = entries.get(row.time_entry_id)
+        card = cards.get(entry.time_card_id) if entry else None
+        facts.append(
+            _Facts(
+                row=row,
+                generation=row.generation,
+                entry=entry,
+                user=card.user if card else None,
+                project=entry.project if entry else None,
+                cost_code=entry.cost_code if entry else None,
+            )
+        )
+    return facts
+
+
+def _links(company_id: int, entity: EntityType, local_ids: set[int]) -> dict[int, int]:
+    if not local_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(ProcoreLink.local_id, ProcoreLink.procore_id).where(
+            ProcoreLink.company_id == company_id,
+            ProcoreLink.entity_type == entity,
+            ProcoreLink.local_id.in_(local_ids),
+        )
+    )
+    return {local: remote for local, remote in rows}
+
+
+# ======================================================================== the drain
+class Pusher:
+    """Sends one company's due outbox rows through a ProcoreClient."""
+
+    def __init__(self, company_id: int, client, *, lease=None, now=utcnow) -> None:
+        self.company_id = company_id
+        self.client = client
+        self.lease = lease
+        self.now = now
+        self.cache = _Cache()
+        self.result = PushResult()
+        settings = db.session.get(IntegrationSettings, company_id)
+        self.use_bulk = bool(settings and settings.use_bulk_timecards)
+        self.writes_cost_codes = bool(settings and settings.cost_codes_direction.writes_procore)
+        self.procore_company_id = getattr(client, "procore_company_id", None) or (
+            settings.procore_company_id if settings else None
+        )
+        self.settle = timedelta(
+            seconds=float(current_app.config.get("PUSH_UNKNOWN_SETTLE_SECONDS", 30))
+        )
+
+    # -------------------------------------------------------------------- main loop
+    def drain(self, max_seconds: float | None = None) -> PushResult:
+        """Work every due row (in id order, batch by batch) until none is left."""
+        started = _time.monotonic()
+        after_id = 0
+        try:
+            while True:
+                rows = _due_rows(self.company_id, after_id, self.now())
+                if not rows:
+                    break
+                after_id = rows[-1].id
+                self._batch(rows)
+                if max_seconds is not None and _time.monotonic() - started > max_seconds:
+                    self.result.later(self.now())
+                    break
+        except _Stop as stop:
+            self.result.stopped = str(stop)
+            db.session.rollback()
+        self._schedule_followup()
+        return self.result
+
+    def _schedule_followup(self) -> None:
+        when = next_due_at(self.company_id)
+        if when is not None:
+            self.result.later(when)
+
+    def _batch(self, rows: list[ProcorePush]) -> None:
+        facts = _load_facts(self.company_id, rows)
+        self._reconcile([f for f in facts if f.row.create_in_doubt and f.row.procore_id is None])
+        creates: list[tuple[_Facts, dict, int]] = []
+        for f in facts:
+            self._renew_lease()
+            db.session.refresh(f.row)
+            if f.row.generation != f.generation:
+                f.generation = f.row.generation
+            if f.row.state not in WORK_STATES:
+                continue
+            if f.row.create_in_doubt and f.row.procore_id is None:
+                continue  # still unknown after the lookup: wait for the settle time
+            planned = self._plan(f)
+            if planned is not None:
+                creates.append(planned)
+        self._create_all(creates)
+
+    def _renew_lease(self) -> None:
+        if self.lease is not None and not self.lease.renew():
+            raise _Stop("another push for this company took over")
+
+    # ------------------------------------------------------------------ per row
+    def _plan(self, f: _Facts) -> tuple[_Facts, dict, int] | None:
+        """Do an update or delete now; return a create to send (maybe in bulk) later."""
+        row = f.row
+        if row.action == PushAction.DELETE or f.entry is None:
+            self._delete(f)
+            return None
+        try:
+            refs = self._refs(f)
+            payload = mapping.entry_payload(self._entry_facts(f), refs)
+        except _RateLimited as exc:
+            self._rate_limited(f, exc)
+            return None
+        except _NotMapped as missing:
+            self.result.not_mapped += 1
+            _finish(
+                f,
+                PushState.NOT_MAPPED,
+                missing.reason,
+                fix_entity=missing.entity,
+                fix_local_id=missing.local_id,
+            )
+            return None
+        except mapping.EntryNotSendable as exc:
+            self.result.failed += 1
+            _finish(f, PushState.FAILED, str(exc))
+            return None
+        moved = row.procore_id is not None and row.procore_project_id != refs.project_id
+        # Procore entries cannot change project: remove the old one, then create anew.
+        if moved and not self._delete_remote(f, keep_state=True):
+            return None
+        if row.procore_id is not None:
+            self._update(f, refs, payload)
+            return None
+        return (f, payload, refs.project_id)
+
+    def _entry_facts(self, f: _Facts) -> mapping.EntryFacts:
+        e = f.entry
+        return mapping.EntryFacts(
+            entry_id=e.id,
+            card_id=e.time_card_id,
+            work_date=e.work_date,
+            hours=e.hours,
+            start_time=e.start_time,
+            end_time=e.end_time,
+            break_minutes=e.break_minutes or 0,
+            work_type=str(e.work_type),
+            notes=e.notes,
+            mode=str(f.project.time_entry_mode),
+            time_zone=f.user.time_zone if f.user else "UTC",
+        )
+
+    # ---------------------------------------------------------------- mapping refs
+    def _refs(self, f: _Facts) -> mapping.ProcoreRefs:
+        user, project, code = f.user, f.project, f.cost_code
+        user_link = _links(self.company_id, EntityType.USER, {user.id}).get(user.id)
+        if user_link is None:
+            raise _NotMapped(
+                f"{user.name} is not linked to a Procore user. Link them under Users.",
+                "user",
+                user.id,
+            )
+        project_link = _links(self.company_id, EntityType.PROJECT, {project.id}).get(project.id)
+        if project_link is None:
+            raise _NotMapped(
+                f"Project '{project.name}' is not linked to a Procore project. "
+                "Link it under Projects.",
+                "project",
+                project.id,
+            )
+        party_id = self._party_id(user_link)
+        if party_id is None:
+            raise _NotMapped(
+                f"{user.name}'s Procore user has no person record in Procore's directory, "
+                "so Procore cannot take time for them.",
+                "user",
+                user.id,
+            )
+        cost_code_id = None
+        if code is not None:
+            cost_code_id = self._project_cost_code(f, project_link)
+        time_types = self._time_types(project_link)
+        wanted = mapping.time_type_code(str(f.entry.work_type))
+        if wanted not in time_types:
+            raise _NotMapped(
+                f"Procore has no '{wanted}' timecard time type for {f.entry.work_type.label} "
+                "time. Add it in Procore's Timesheets settings.",
+                "project",
+                project.id,
+            )
+        return mapping.ProcoreRefs(
+            project_id=project_link,
+            party_id=party_id,
+            cost_code_id=cost_code_id,
+            time_type_id=time_types[wanted],
+        )
+
+    def _party_id(self, procore_user_id: int) -> int | None:
+        key = str(procore_user_id)
+        cached = db.session.scalar(
+            sa.select(ProcoreLookup.procore_id).where(
+                ProcoreLookup.company_id == self.company_id,
+                ProcoreLookup.kind == PARTY,
+                ProcoreLookup.key == key,
+            )
+        )
+        if cached is not None or self.cache.people_loaded:
+            return cached
+        # One pass over the directory's people fills the cache for everyone at once.
+        known = set(
+            db.session.scalars(
+                sa.select(ProcoreLookup.key).where(
+                    ProcoreLookup.company_id == self.company_id, ProcoreLookup.kind == PARTY
+                )
+            )
+        )
+        found = None
+        people = self._call(
+            lambda: list(
+                self.client.iter_pages(
+                    f"/rest/v1.0/companies/{self.procore_company_id}/people",
+                    {"filters[without_reference_users]": "true"},
+                    per_page=100,
+                )
+            )
+        )
+        for user_id, person_id in mapping.party_ids_by_user(people).items():
+            if str(user_id) not in known:
+                db.session.add(
+                    ProcoreLookup(
+                        company_id=self.company_id,
+                        kind=PARTY,
+                        key=str(user_id),
+                        procore_id=person_id,
+                    )
+                )
+                known.add(str(user_id))
+            if user_id == procore_user_id:
+                found = person_id
+        db.session.commit()
+        self.cache.people_loaded = True
+        return found
+
+    def _project_codes(self, procore_project_id: int, refresh: bool = False) -> list[dict]:
+        if refresh or procore_project_id not in self.cache.cost_codes:
+            self.cache.cost_codes[procore_project_id] = self._call(
+                lambda: list(
+                    self.client.iter_pages(
+                        "/rest/v1.0/cost_codes", {"project_id": procore_project_id}, per_page=100
+                    )
+                )
+            )
+        return self.cache.cost_codes[procore_project_id]
+
+    def _project_cost_code(self, f: _Facts, procore_project_id: int) -> int:
+        code = f.cost_code
+        standard_id = _links(self.company_id, EntityType.COST_CODE, {code.id}).get(code.id)
+        if standard_id is None:
+            raise _NotMapped(
+                f"Cost code {code.code} is not linked to a Procore cost code. "
+                "Link it under Cost codes.",
+                "cost_code",
+                code.id,
+            )
+        found = mapping.project_cost_code_id(
+            self._project_codes(procore_project_id), standard_id, code.code
+        )
+        if found is not None:
+            return found
+        if not self.writes_cost_codes:
+            raise _NotMapped(
+                f"Cost code {code.code} is not in Procore project '{f.project.name}'. Add it "
+                "to the project in Procore, or let Crewclock write cost codes to Procore in "
+                "the sync settings.",
+                "cost_code",
+                code.id,
+            )
+        return self._create_project_cost_code(f, procore_project_id, standard_id)
+
+    def _create_project_cost_code(self, f: _Facts, procore_project_id: int, standard_id) -> int:
+        code = f.cost_code
+        errors = _errors()
+        origin = f"crewclock-costcode-{code.id}-{procore_project_id}"
+        try:
+            created = self._call(
+                lambda: self.client.post(
+                    "/rest/v1.0/cost_codes",
+                    json={
+                        "project_id": procore_project_id,
+                        "cost_code": {
+                            "code": code.code,
+                            "name": code.name,
+                            "standard_cost_code_id": standard_id,
+                            "origin_id": origin,
+                        },
+                    },
+                )
+            )
+        except (errors.ProcoreOutcomeUnknown, errors.ProcoreValidationError):
+            # It may exist now (lost reply, or made by an earlier run): look before giving up.
+            codes = self._project_codes(procore_project_id, refresh=True)
+            match = mapping.project_cost_code_id(codes, standard_id, code.code)
+            if match is None:
+                raise _NotMapped(
+                    f"Procore did not accept cost code {code.code} for project "
+                    f"'{f.project.name}'. Add it in Procore.",
+                    "cost_code",
+                    code.id,
+                ) from None
+            return match
+        self.cache.cost_codes.setdefault(procore_project_id, []).append(created)
+        return created["id"]
+
+    def _time_types(self, procore_project_id: int) -> dict[str, int]:
+        # Timecard time types are company-wide; any linked project lists them.
+        if self.cache.time_types is None:
+            self.cache.time_types = mapping.time_type_ids(
+                self._call(
+                    lambda: list(
+                        self.client.iter_pages(
+                            "/rest/v1.0/timecard_time_types",
+                            {"project_id": procore_project_id},
+                            per_page=100,
+                        )
+                    )
+                )
+            )
+        return self.cache.time_types
+
+    # ------------------------------------------------------------ calls and errors
+    def _call(self, fn):
+        """Run one client call; turn connection-wide problems into a stop of the drain."""
+        errors = _errors()
+        try:
+            return fn()
+        except (errors.NeedsReauth, errors.ProcoreAuthError):
+            raise _Stop("The Procore connection needs to be reconnected.") from None
+        except errors.ProcoreRateLimited as exc:
+            raise _RateLimited(getattr(exc, "reset_at", None)) from None
+        except errors.ProcoreUnavailable:
+            raise _Stop("Procore is unavailable; the push will retry.") from None
+
+    def _rate_limited(self, f: _Facts, exc: _RateLimited) -> None:
+        when = exc.when(self.now())
+        self.result.waiting += 1
+        self.result.later(when)
+        _facts_update(f.row.id, create_in_doubt=False)
+        _state_update(
+            f.row.id,
+            f.generation,
+            PushState.WAITING_RATE_LIMIT,
+            reason="Waiting for Procore rate limit",
+            next_attempt_at=when,
+        )
+        # Everything else queued waits too, and its card says so instead of "Pending".
+        db.session.execute(
+            sa.update(ProcorePush)
+            .where(
+                ProcorePush.company_id == self.company_id,
+                ProcorePush.state == PushState.PENDING,
+            )
+            .values(
+                state=PushState.WAITING_RATE_LIMIT,
+                reason="Waiting for Procore rate limit",
+                next_attempt_at=when,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        raise _Stop("rate limited")
+
+    # ----------------------------------------------------------------- reconcile
+    def _reconcile(self, doubtful: list[_Facts]) -> None:
+        """Ask Procore which in-doubt creates arrived: one listing per project and dates."""
+        by_project: dict[int, list[_Facts]] = defaultdict(list)
+        settle_until = self.now() - self.settle
+        for f in doubtful:
+            marked = f.row.last_pushed_at
+            if marked is not None and marked > settle_until:
+                # A reply may still be on its way (timeout after send): look a bit later.
+                _state_update(
+                    f.row.id, f.generation, PushState.UNKNOWN, next_attempt_at=marked + self.settle
+                )
+                self.result.later(marked + self.settle)
+                continue
+            if f.row.procore_project_id is None or f.row.work_date is None:
+                _facts_update(f.row.id, create_in_doubt=False)
+                continue
+            by_project[f.row.procore_project_id].append(f)
+        db.session.commit()
+        errors = _errors()
+        for project_id, group in by_project.items():
+            dates = [f.row.work_date for f in group]
+            try:
+                listed = self._call(
+                    lambda project_id=project_id, dates=dates: list(
+                        self.client.iter_pages(
+                            f"/rest/v1.0/projects/{project_id}/timecard_entries",
+                            {
+                                "start_date": min(dates).isoformat(),
+                                "end_date": max(dates).isoformat(),
+                            },
+                            per_page=100,
+                        )
+                    )
+                )
+            except errors.ProcoreNotFound:
+                listed = []  # the project is gone, so is anything we made in it
+            except _RateLimited as exc:
+                self._rate_limited(group[0], exc)
+                return
+            by_origin = {str(e.get("origin_id")): e for e in listed if e.get("origin_id")}
+            for f in group:
+                found = by_origin.get(f.row.origin_id)
+                if found is not None:
+                    self.result.reconciled += 1
+                    _facts_update(
+                        f.row.id,
+                        procore_id=found["id"],
+                        create_in_doubt=False,
+                        payload_hash=f.row.sent_hash,
+                    )
+                    # Still pending: the normal path now checks it against the current entry.
+                    _state_update(f.row.id, f.generation, PushState.PENDING, reason=None)
+                else:
+                    _facts_update(f.row.id, create_in_doubt=False)
+                    _state_update(f.row.id, f.generation, PushState.PENDING)
+            db.session.commit()
+        for f in doubtful:
+            db.session.refresh(f.row)
+
+    # ------------------------------------------------------------------- creates
+    def _mark_sending(self, group: list[tuple[_Facts, dict, int]]) -> None:
+        now = self.now()
+        for f, payload, project_id in group:
+            _facts_update(
+                f.row.id,
+                create_in_doubt=True,
+                sent_hash=mapping.payload_hash(payload),
+                procore_project_id=project_id,
+                work_date=f.entry.work_date,
+                last_pushed_at=now,
+                attempts=ProcorePush.attempts + 1,
+            )
+            _state_update(f.row.id, f.generation, PushState.SENDING)
+        db.session.commit()  # durable before any byte reaches Procore
+
+    def _created(self, f: _Facts, payload: dict, entry: dict) -> None:
+        self.result.created += 1
+        _finish(
+            f,
+            PushState.DONE,
+            None,
+            procore_id=entry["id"],
+            create_in_doubt=False,
+            payload_hash=mapping.payload_hash(payload),
+            procore_updated_at=_parse_time(entry.get("updated_at")),
+        )
+
+    def _create_all(self, creates: list[tuple[_Facts, dict, int]]) -> None:
+        if self.use_bulk:
+            by_project: dict[int, list] = defaultdict(list)
+            for item in creates:
+                by_project[item[2]].append(item)
+            singles = []
+            for project_id, items in by_project.items():
+                for start in range(0, len(items), mapping.BULK_CREATE_MAX):
+                    chunk = items[start : start + mapping.BULK_CREATE_MAX]
+                    if len(chunk) == 1 or not self._bulk_create(project_id, chunk):
+                        singles.extend(chunk)
+            creates = singles
+        for item in creates:
+            self._renew_lease()
+            self._create_one(*item)
+
+    def _create_one(self, f: _Facts, payload: dict, project_id: int) -> None:
+        errors = _errors()
+        self._mark_sending([(f, payload, project_id)])
+        try:
+            entry = self._call(
+                lambda: self.client.post(
+                    f"/rest/v1.0/projects/{project_id}/timecard_entries",
+                    json={"timecard_entry": payload},
+                )
+            )
+        except errors.ProcoreOutcomeUnknown:
+            self._unknown([f])
+            return
+        except _RateLimited as exc:
+            self._rate_limited(f, exc)
+            return
+        except _Stop:
+            # Auth or outage before Procore took the request: nothing was created.
+            _facts_update(f.row.id, create_in_doubt=False)
+            _state_update(f.row.id, f.generation, PushState.PENDING)
+            db.session.commit()
+            raise
+        except errors.ProcoreConflict:
+            self._unknown([f])  # a duplicate origin_id: an earlier create did arrive
+            return
+        except errors.ProcoreValidationError as exc:
+            if "origin_id" in str(getattr(exc, "body", "")):
+                self._unknown([f])  # "origin_id has already been taken": it is there already
+                return
+            self._refused(f, exc, create=True)
+            return
+        except errors.ProcoreError as exc:
+            self._refused(f, exc, create=True)
+            return
+        self._created(f, payload, entry)
+
+    def _bulk_create(self, project_id: int, chunk: list[tuple[_Facts, dict, int]]) -> bool:
+        """Send up to 25 creates in one call; False means 'send them one by one instead'."""
+        errors = _errors()
+        self._mark_sending(chunk)
+        body = {"timecard_entries": [mapping.bulk_item(p, project_id) for _, p, _ in chunk]}
+        try:
+            answer = self._call(
+                lambda: self.client.post(
+                    f"/rest/v1.1/projects/{project_id}/project_timecard_entries/bulk_create",
+                    json=body,
+                )
+            )
+        except errors.ProcoreOutcomeUnknown:
+            self._unknown([f for f, _, _ in chunk])
+            return True
+        except _RateLimited as exc:
+            self._rate_limited(chunk[0][0], exc)
+            return True
+        except _Stop:
+            for f, _, _ in chunk:
+                _facts_update(f.row.id, create_in_doubt=False)
+                _state_update(f.row.id, f.generation, PushState.PENDING)
+            db.session.commit()
+            raise
+        except errors.ProcoreError as exc:
+            # Refused as a whole (not in the beta, a bad item, too many): Procore made
+            # nothing, so single creates are safe and give each entry its own reason.
+            log.info("bulk_create refused (%s); falling back to single creates", exc)
+            for f, _, _ in chunk:
+                _facts_update(f.row.id, create_in_doubt=False)
+            db.session.commit()
+            return False
+        made = answer.get("timecard_entries", []) if isinstance(answer, dict) else answer
+        by_origin = {str(e.get("origin_id")): e for e in made or [] if e.get("origin_id")}
+        missing = []
+        for f, payload, _ in chunk:
+            entry = by_origin.get(f.row.origin_id)
+            if entry is None:
+                missing.append(f)
+            else:
+                self._created(f, payload, entry)
+        if missing:
+            self._unknown(missing)
+        return True
+
+    def _unknown(self, group: list[_Facts]) -> None:
+        """The create may have reached Procore: park the rows until a lookup settles it."""
+        when = self.now() + self.settle
+        for f in group:
+            _state_update(
+                f.row.id,
+                f.generation,
+                PushState.UNKNOWN,
+                reason="Checking with Procore whether the entry arrived",
+                next_attempt_at=when if self.settle else None,
+            )
+        db.session.commit()
+        self.result.later(when)
+
+    def _refused(self, f: _Facts, exc, create: bool = False) -> None:
+        errors = _errors()
+        body = getattr(exc, "body", None)
+        if isinstance(exc, errors.ProcoreNotFound):
+            reason = (
+                "Procore could not find the project (deleted in Procore, or this connection "
+                "cannot see it)."
+            )
+        elif isinstance(exc, errors.ProcoreForbidden):
+            reason = "Procore refused: the connected user may not write timesheets here."
+        else:
+            reason = f"Procore refused the entry: {mapping.describe_errors(body)}"
+        self.result.failed += 1
+        values = {"create_in_doubt": False} if create else {}
+        _finish(f, PushState.FAILED, reason, **values)
+
+    # --------------------------------------------------------------- updates
+    def _update(self, f: _Facts, refs: mapping.ProcoreRefs, payload: dict) -> None:
+        errors = _errors()
+        digest = mapping.payload_hash(payload)
+        if digest == f.row.payload_hash:
+            self.result.unchanged += 1
+            _finish(f, PushState.DONE)
+            return
+        _facts_update(f.row.id, last_pushed_at=self.now(), attempts=ProcorePush.attempts + 1)
+        db.session.commit()
+        try:
+            entry = self._call(
+                lambda: self.client.patch(
+                    f"/rest/v1.0/projects/{refs.project_id}/timecard_entries/{f.row.procore_id}",
+                    json={"timecard_entry": payload},
+                )
+            )
+        except errors.ProcoreOutcomeUnknown:
+            # A full-body PATCH is safe to send again: leave it pending for the next pass.
+            _state_update(
+                f.row.id,
+                f.generation,
+                PushState.PENDING,
+                reason="Procore did not confirm the update; it will be sent again",
+                next_attempt_at=self.now() + RETRY_LATER,
+            )
+            db.session.commit()
+            self.result.later(self.now() + RETRY_LATER)
+            return
+        except _RateLimited as exc:
+            self._rate_limited(f, exc)
+            return
+        except errors.ProcoreNotFound:
+            self.result.conflicts += 1
+            _finish(
+                f,
+                PushState.CONFLICT,
+                "The entry was deleted in Procore. 'Retry' sends it again.",
+                procore_id=None,
+                payload_hash=None,
+            )
+            return
+        except errors.ProcoreValidationError as exc:
+            if mapping.is_locked_error(getattr(exc, "body", None)):
+                self.result.conflicts += 1
+                _finish(
+                    f,
+                    PushState.CONFLICT,
+                    "Procore has approved this entry, so it can no longer change there. "
+                    "Ask the Procore approver to reopen it, then 'Retry'.",
+                )
+                return
+            self._refused(f, exc)
+            return
+        except errors.ProcoreError as exc:
+            self._refused(f, exc)
+            return
+        self.result.updated += 1
+        _finish(
+            f,
+            PushState.DONE,
+            payload_hash=digest,
+            procore_updated_at=_parse_time((entry or {}).get("updated_at")),
+        )
+
+    # --------------------------------------------------------------- deletes
+    def _delete(self, f: _Facts) -> None:
+        row = f.row
+        if row.procore_id is None:
+            self.result.skipped += 1
+            _finish(f, PushState.SKIPPED, "Removed before it was sent to Procore; nothing to do.")
+            return
+        if self._delete_remote(f):
+            self.result.deleted += 1
+            _finish(
+                f,
+                PushState.DONE,
+                "Removed from Procore",
+                procore_id=None,
+                payload_hash=None,
+                sent_hash=None,
+            )
+
+    def _delete_remote(self, f: _Facts, keep_state: bool = False) -> bool:
+        """DELETE Procore's copy; True when it is gone (also if it already was)."""
+        errors = _errors()
+        row = f.row
+        try:
+            self._call(
+                lambda: self.client.delete(
+                    f"/rest/v1.0/projects/{row.procore_project_id}/timecard_entries/{row.procore_id}"
+                )
+            )
+        except errors.ProcoreNotFound:
+            pass  # already gone
+        except _RateLimited as exc:
+            self._rate_limited(f, exc)
+            return False
+        except errors.ProcoreValidationError as exc:
+            self.result.conflicts += 1
+            reason = (
+                "Procore has approved this entry, so it cannot be removed there. Ask the "
+                "Procore approver to reopen it, then 'Retry'."
+                if mapping.is_locked_error(getattr(exc, "body", None))
+                else f"Procore refused to remove the entry: {mapping.describe_errors(exc.body)}"
+            )
+            _finish(f, PushState.CONFLICT, reason)
+            return False
+        except errors.ProcoreOutcomeUnknown:
+            self.result.later(self.now() + RETRY_LATER)
+            _state_update(
+                row.id, f.generation, PushState.PENDING, next_attempt_at=self.now() + RETRY_LATER
+            )
+            db.session.commit()
+            return False
+        except errors.ProcoreError as exc:
+            self._refused(f, exc)
+            return False
+        if keep_state:
+            _facts_update(row.id, procore_id=None, payload_hash=None, sent_hash=None)
+            db.session.commit()
+            row.procore_id = None
+        return True
+
+
+class _NotMapped(Exception):
+    def __init__(self, reason: str, entity: str, local_id: int) -> None:
+        super().__init__(reason)
+        self.reason, self.entity, self.local_id = reason, entity, local_id
+
+
+class _RateLimited(Exception):
+    def __init__(self, reset_at) -> None:
+        super().__init__("rate limited")
+        self.reset_at = reset_at
+
+    def when(self, now: datetime) -> datetime:
+        reset = self.reset_at
+        if isinstance(reset, (int, float)):
+            reset = datetime.fromtimestamp(reset, UTC)
+        if isinstance(reset, datetime) and reset > now:
+            return reset
+        return now + timedelta(seconds=10)
+
+
+def _parse_time(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+# ================================================================= running the drain
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('expire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class Lease:
+    """A Redis lease (SET NX EX) so one push per company runs at a time across workers."""
+
+    def __init__(self, redis, key: str, ttl: int = LEASE_SECONDS) -> None:
+        self.redis, self.key, self.ttl = redis, key, ttl
+        self.token = secrets.token_hex(16)
+
+    def acquire(self) -> bool:
+        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
+
+    def renew(self) -> bool:
+        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl))
+
+    def release(self) -> None:
+        self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+
+def _stat(stats, *names: str) -> int:
+    for name in names:
+        value = getattr(stats, name, None)
+        if isinstance(value, int):
+            return value
+    return 0
+
+
+def push_company(company_id: int, client=None, lease=None, max_seconds=None) -> PushResult:
+    """Send a company's due outbox rows to Procore, recorded as a `push_timecards` run."""
+    due = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ProcorePush)
+        .where(
+            ProcorePush.company_id == company_id,
+            ProcorePush.state.in_(WORK_STATES),
+            sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= utcnow()),
+        )
+    )
+    if not due:
+        result = PushResult()
+        when = next_due_at(company_id)
+        if when is not None:
+            result.later(when)
+        return result
+    run = SyncRun(
+        company_id=company_id,
+        kind="push_timecards",
+        trigger="auto",
+        status=RunStatus.RUNNING,
+        started_at=utcnow(),
+        total=due,
+        stage="Sending time entries",
+    )
+    db.session.add(run)
+    db.session.commit()
+    run_id, started = run.id, run.started_at
+    stats = None
+    try:
+        if client is None:
+            from webapp.procore.client import CallStats
+            from webapp.services.connections import procore_client_for
+
+            stats = CallStats()
+            client = procore_client_for(company_id, stats=stats)
+        else:
+            stats = getattr(client, "stats", None)
+        result = Pusher(company_id, client, lease=lease).drain(max_seconds=max_seconds)
+    except Exception as exc:
+        db.session.rollback()
+        run = db.session.get(SyncRun, run_id)
+        run.status, run.finished_at = RunStatus.FAILED, utcnow()
+        run.error = _reason_for(exc)
+        db.session.commit()
+        if _is_auth_problem(exc):
+            return PushResult(stopped=run.error, run_id=run_id)
+        raise
+    _record_run(run_id, started, result, stats)
+    result.run_id = run_id
+    return result
+
+
+def _is_auth_problem(exc: Exception) -> bool:
+    errors = _errors()
+    return isinstance(exc, (errors.NeedsReauth, errors.ProcoreAuthError))
+
+
+def _reason_for(exc: Exception) -> str:
+    if _is_auth_problem(exc):
+        return "The Procore connection needs to be reconnected (Settings → Integrations)."
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _record_run(run_id: int, started: datetime, result: PushResult, stats) -> None:
+    run = db.session.get(SyncRun, run_id)
+    run.created, run.updated, run.deleted = result.created, result.updated, result.deleted
+    run.unchanged, run.skipped = result.unchanged, result.skipped
+    run.failed = result.failed + result.not_mapped + result.conflicts
+    run.done = result.created + result.updated + result.deleted + result.unchanged
+    run.api_calls = _stat(stats, "calls", "total", "requests")
+    run.http_429 = _stat(stats, "rate_limited", "http_429", "status_429")
+    run.finished_at = utcnow()
+    run.stage = None
+    problems = db.session.execute(
+        sa.select(
+            ProcorePush.time_entry_id, ProcorePush.procore_id, ProcorePush.state, ProcorePush.reason
+        )  # fmt: skip
+        .where(
+            ProcorePush.company_id == run.company_id,
+            ProcorePush.state.in_((PushState.FAILED, PushState.NOT_MAPPED, PushState.CONFLICT)),
+            ProcorePush.updated_at >= started,
+        )
+        .limit(1000)
+    ).all()
+    for entry_id, procore_id, state, reason in problems:
+        db.session.add(
+            SyncRunItem(
+                company_id=run.company_id,
+                run_id=run.id,
+                entity_type="time_entry",
+                local_id=entry_id,
+                procore_id=procore_id,
+                outcome="failed" if state != PushState.CONFLICT else "conflict",
+                reason=reason,
+            )
+        )
+    if result.stopped and result.stopped != "rate limited":
+        run.status, run.error = RunStatus.PARTIAL, result.stopped
+    elif run.failed:
+        run.status = RunStatus.PARTIAL
+    else:
+        run.status = RunStatus.SUCCEEDED
+    db.session.commit()
+
+
+def run_push_job(company_id: int, client=None) -> PushResult | None:
+    """The job body: take the company's lease, drain, and schedule any follow-up."""
+    from webapp.redis_runtime import get_redis
+
+    redis = get_redis()
+    redis.delete(f"push:queued:{company_id}")
+    again = f"push:again:{company_id}"
+    lease = Lease(redis, f"push:lease:{company_id}")
+    if not lease.acquire():
+        # Another worker is draining; make it look once more before it lets go.
+        redis.set(again, "1", ex=LEASE_SECONDS * 2)
+        return None
+    try:
+        while True:
+            redis.delete(again)
+            result = push_company(company_id, client=client, lease=lease)
+            if result.stopped or not redis.get(again):
+                break
+    finally:
+        lease.release()
+    if result.retry_at is not None and not (result.stopped or "").startswith("The Procore conn"):
+        delay = max(timedelta(seconds=1), result.retry_at - utcnow())
+        enqueue_push(company_id, delay=delay)
+    return result
+
+
+# ========================================================== what the pages show
+@dataclass
+class CardSync:
+    """The badge of one card: the worst state of its entries, with the reason."""
+
+    state: str
+    label: str
+    kind: str
+    reason: str | None = None
+    counts: dict = field(default_factory=dict)
+    procore_project_id: int | None = None
+    procore_id: int | None = None
+    fix_entity: str | None = None
+    fix_local_id: int | None = None
+
+
+# Worst first: the badge shows the first state any entry of the card is in.
+_PRECEDENCE = (
+    (PushState.CONFLICT, "Conflict", "bad"),
+    (PushState.FAILED, "Failed", "bad"),
+    (PushState.NOT_MAPPED, "Not mapped", "warn"),
+    (PushState.WAITING_RATE_LIMIT, "Waiting for Procore rate limit", "info"),
+    (PushState.UNKNOWN, "Pending", "info"),
+    (PushState.SENDING, "Pending", "info"),
+    (PushState.PENDING, "Pending", "info"),
+    (PushState.DONE, "Sent", "ok"),
+    (PushState.SKIPPED, "Skipped", "neutral"),
+)
+
+
+def card_sync_states(company_id: int, card_ids) -> dict[int, CardSync]:
+    """Badges for many cards in one grouped query."""
+    card_ids = list(card_ids)
+    if not card_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(
+            ProcorePush.time_card_id,
+            ProcorePush.state,
+            sa.func.count(),
+            sa.func.max(ProcorePush.reason),
+            sa.func.max(ProcorePush.procore_project_id),
+            sa.func.max(ProcorePush.procore_id),
+            sa.func.max(ProcorePush.fix_entity),
+            sa.func.max(ProcorePush.fix_local_id),
+        )
+        .where(ProcorePush.company_id == company_id, ProcorePush.time_card_id.in_(card_ids))
+        .group_by(ProcorePush.time_card_id, ProcorePush.state)
+    ).all()
+    grouped: dict[int, dict] = defaultdict(dict)
+    for card_id, state, count, reason, project_id, procore_id, fix_entity, fix_id in rows:
+        grouped[card_id][PushState(state)] = (
+            count,
+            reason,
+            project_id,
+            procore_id,
+            fix_entity,
+            fix_id,
+        )
+    badges = {}
+    for card_id, states in grouped.items():
+        counts = {str(s): v[0] for s, v in states.items()}
+        for state, label, kind in _PRECEDENCE:
+            if state not in states:
+                continue
+            if state == PushState.SKIPPED and PushState.DONE in states:
+                continue
+            count, reason, project_id, procore_id, fix_entity, fix_id = states[state]
+            if state == PushState.DONE:
+                reason = None  # "Removed from Procore" rows also count as done
+            badges[card_id] = CardSync(
+                state=str(state),
+                label=label,
+                kind=kind,
+                reason=reason,
+                counts=counts,
+                procore_project_id=project_id,
+                procore_id=procore_id,
+                fix_entity=fix_entity,
+                fix_local_id=fix_id,
+            )
+            break
+    return badges
+
+
+def card_push_rows(company_id: int, card_id: int) -> list[tuple[ProcorePush, TimeEntry | None]]:
+    """Per-entry detail of a card: each outbox row with its entry (None once deleted)."""
+    rows = db.session.execute(
+        sa.select(ProcorePush, TimeEntry)
+        .outerjoin(TimeEntry, TimeEntry.id == ProcorePush.time_entry_id)
+        .where(ProcorePush.company_id == company_id, ProcorePush.time_card_id == card_id)
+        .order_by(TimeEntry.work_date, ProcorePush.id)
+    ).all()
+    return [(push, entry) for push, entry in rows]
+
+
+RETRYABLE = (PushState.FAILED, PushState.CONFLICT, PushState.NOT_MAPPED)
+
+
+def retry_card(company_id: int, card_id: int, push_id: int | None = None) -> int:
+    """Put a card's failed, conflicting or unmapped rows back in the queue; commits."""
+    query = sa.select(ProcorePush).where(
+        ProcorePush.company_id == company_id,
+        ProcorePush.time_card_id == card_id,
+        ProcorePush.state.in_(RETRYABLE),
+    )
+    if push_id is not None:
+        query = query.where(ProcorePush.id == push_id)
+    count = 0
+    for row in db.session.scalars(query):
+        _want(company_id, card_id, row.time_entry_id, row.action)
+        count += 1
+    db.session.commit()
+    return count
+
+
+def procore_entry_url(api_url: str, procore_company_id, project_id, entry_id) -> str | None:
+    """Where a person sees the entry: Procore's timesheets page, or the sandbox's record."""
+    if not project_id:
+        return None
+    if "procore.com" in api_url:
+        return f"https://app.procore.com/{project_id}/project/timesheets/list"
+    if procore_company_id and entry_id:
+        return (
+            f"{api_url}/companies/{procore_company_id}/projects/{project_id}"
+            f"/timecard_entries/{entry_id}"
+        )
+    return None
+
+
+# =========================================================== the pre-send check
+@dataclass
+class Precheck:
+    """What a push of one week would do, computed from our data only (no Procore calls)."""
+
+    week_start: object
+    create: int = 0
+    update: int = 0
+    unchanged: int = 0
+    delete: int = 0
+    skipped: dict = field(default_factory=dict)  # reason -> count
+    cards: int = 0
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def precheck_week(company_id: int, week_start) -> Precheck:
+    """Count entries of the week's cards that would be created, updated or skipped (why)."""
+    check = Precheck(week_start=week_start)
+    trigger = _push_trigger(company_id) or TimecardTrigger.ON_APPROVAL
+    wanted = sendable_statuses(trigger)
+    cards = list(
+        db.session.scalars(
+            sa.select(TimeCard).where(
+                TimeCard.company_id == company_id,
+                TimeCard.week_start == week_start,
+                TimeCard.status.in_((TimeCardStatus.SUBMITTED, TimeCardStatus.APPROVED)),
+            )
+        ).unique()
+    )
+    check.cards = len(cards)
+    entries = list(
+        db.session.scalars(
+            sa.select(TimeEntry).where(TimeEntry.time_card_id.in_([c.id for c in cards]))
+        ).unique()
+    )
+    rows = {
+        r.time_entry_id: r
+        for r in db.session.scalars(
+            sa.select(ProcorePush).where(
+                ProcorePush.company_id == company_id,
+                ProcorePush.time_card_id.in_([c.id for c in cards]),
+            )
+        )
+    }
+    by_card = {c.id: c for c in cards}
+    users = _links(company_id, EntityType.USER, {c.user_id for c in cards})
+    projects = _links(company_id, EntityType.PROJECT, {e.project_id for e in entries})
+    codes = _links(
+        company_id, EntityType.COST_CODE, {e.cost_code_id for e in entries if e.cost_code_id}
+    )
+
+    def skip(reason: str) -> None:
+        check.skipped[reason] = check.skipped.get(reason, 0) + 1
+
+    for entry in entries:
+        card = by_card[entry.time_card_id]
+        row = rows.get(entry.id)
+        if card.status not in wanted:
+            skip(f"the card is not {wanted[-1].value} yet")
+        elif card.user_id not in users:
+            skip(f"{card.user.name} is not linked to a Procore user")
+        elif entry.project_id not in projects:
+            skip(f"project '{entry.project.name}' is not linked to Procore")
+        elif entry.cost_code_id and entry.cost_code_id not in codes:
+            skip(f"cost code {entry.cost_code.code} is not linked to Procore")
+        elif str(entry.project.time_entry_mode) == mapping.START_STOP and not (
+            entry.start_time and entry.end_time
+        ):
+            skip("the project needs start/stop times and the entry has only hours")
+        elif row is not None and row.state == PushState.CONFLICT:
+            skip("Procore has locked or removed it (conflict)")
+        elif row is None or row.procore_id is None:
+            check.create += 1
+        elif row.state == PushState.DONE:
+            check.unchanged += 1
+        else:
+            check.update += 1
+    check.delete = sum(
+        1
+        for r in rows.values()
+        if r.action == PushAction.DELETE and r.procore_id and r.state in WORK_STATES
+    )
+    return check
