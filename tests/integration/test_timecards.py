@@ -451,3 +451,20 @@ def test_approvals_page_query_count_does_not_grow_with_cards(app):
     assert html.count("Review</a>") == 13
     twelve_more = count_queries(lambda: client.get("/time/approvals"))
     assert twelve_more <= one
+
+
+def test_admin_can_send_an_approved_card_back_but_a_supervisor_cannot(app):
+    crew = setup_crew()
+    card = submitted_card(app, crew)
+    supervisor = login_as(app, crew.supervisor)
+    supervisor.post(f"/time/cards/{card.id}/approve", headers=HX)
+    response = supervisor.post(f"/time/cards/{card.id}/reject", data={"note": "oops"}, headers=HX)
+    assert response.status_code == 422 and "cannot reject" in response.get_data(as_text=True)
+    assert card_of(crew.worker).status == TimeCardStatus.APPROVED
+    admin = login_as(app, crew.admin)
+    assert "send the card back" in admin.get(f"/time/cards/{card.id}").get_data(as_text=True)
+    response = admin.post(f"/time/cards/{card.id}/reject", data={"note": "Wrong job"}, headers=HX)
+    assert response.status_code == 200
+    card = card_of(crew.worker)
+    assert card.status == TimeCardStatus.REJECTED and card.rejection_note == "Wrong job"
+    assert card.approved_by_id is None

@@ -91,6 +91,10 @@ def entry_form_context(card, week_start, entry, values, errors=None) -> dict:
     if project and entry and entry.cost_code and entry.cost_code not in cost_codes:
         cost_codes.append(entry.cost_code)
     cost_codes.sort(key=lambda c: c.code)
+    if not values.get("work_date"):
+        today = svc.now_local_date(current_user)
+        in_week = week_start <= today <= week_start + timedelta(days=6)
+        values = {**values, "work_date": (today if in_week else week_start).isoformat()}
     row_id = f"entry-form-{entry.id}" if entry else "entry-form-new"
     return {
         "row_id": row_id,
