@@ -127,7 +127,9 @@ def test_connect_flow_stores_encrypted_tokens_and_shows_the_connection(app, admi
 
 
 @pytest.mark.parametrize("case", ["missing", "forged", "reused", "expired"])
-def test_bad_state_is_refused_without_calling_procore(app, admin_client, company, case, monkeypatch):
+def test_bad_state_is_refused_without_calling_procore(
+    app, admin_client, company, case, monkeypatch
+):
     state = start_connect(admin_client)
     query = {"code": "some-code", "state": state}
     if case == "missing":

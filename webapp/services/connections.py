@@ -155,7 +155,7 @@ def procore_client_for(company_id: int, stats=None):
     """A ProcoreClient for the company's active connection; NeedsReauth when there is none."""
     conn = get_connection(company_id)
     if conn is None or conn.status != ConnectionStatus.ACTIVE or not conn.has_tokens:
-        log.info("procore work skipped company=%s: connection not active", company_id)
+        log.warning("procore work skipped company=%s: connection not active", company_id)
         raise NeedsReauth("The Procore connection needs an admin to reconnect it.")
     from webapp.procore.client import ProcoreClient
 
