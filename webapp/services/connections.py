@@ -125,13 +125,6 @@ def budget_status(company_id: int) -> dict | None:
     if conn is None or conn.procore_company_id is None:
         return None
     try:
-        from webapp.procore.ratelimit import RequestBudget
-    except ImportError:
-        return None
-    status = getattr(RequestBudget, "status", None)
-    if status is None:
-        return None
-    try:
         budget = _make_budget(conn.procore_company_id)
         return budget.status() if budget is not None else None
     except Exception:  # the card must render even when Redis or the budget is unwell
@@ -140,15 +133,15 @@ def budget_status(company_id: int) -> dict | None:
 
 
 def _make_budget(procore_company_id: int):
-    """The shared budget for a Procore company, if the rate limiter offers one."""
+    """The request budget every worker shares for this (OAuth app, Procore company)."""
     try:
-        from webapp.procore import ratelimit
-    except ImportError:
+        from webapp.procore.ratelimit import RequestBudget, budget_key
+    except ImportError:  # the rate limiter is optional for the connection itself
         return None
-    factory = getattr(ratelimit, "budget_for", None)
-    if factory is not None:
-        return factory(procore_company_id)
-    return None
+    from webapp.redis_runtime import get_redis
+
+    key = budget_key(current_app.config["PROCORE_CLIENT_ID"], procore_company_id)
+    return RequestBudget(get_redis(), key)
 
 
 def procore_client_for(company_id: int, stats=None):
