@@ -1,5 +1,6 @@
 """Crewclock: time tracking for construction crews, with a first-class Procore integration."""
 
+import importlib
 import logging
 import os
 
@@ -71,6 +72,7 @@ def register_blueprints(app: Flask) -> None:
         integrations_bp,
     ):
         app.register_blueprint(bp)
+    app.register_blueprint(importlib.import_module("webapp.setup.routes").bp)
 
 
 def register_security_headers(app: Flask) -> None:

@@ -1,0 +1,1 @@
+"""The Procore set-up wizard: five steps, staged manual tables, the first import."""

@@ -1,0 +1,42 @@
+"""Validation of the wizard's small forms: each returns (values, {field: message})."""
+
+from webapp.models import SyncDirection, TimecardTrigger
+from webapp.procore.mapping import ENTITY_TYPES
+
+
+def parse_int(value) -> int | None:
+    """An int from a form value, or None."""
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def entity_or_none(value: str) -> str | None:
+    """A known entity type name, or None."""
+    return value if value in ENTITY_TYPES else None
+
+
+def validate_step1(form, lists: list[dict]) -> tuple[dict, dict]:
+    """Step 1: a standard cost code list of the chosen company."""
+    errors = {}
+    list_id = parse_int(form.get("standard_cost_code_list_id"))
+    names = {item["id"]: item["name"] for item in lists}
+    if list_id not in names:
+        errors["standard_cost_code_list_id"] = "Choose the Global (Standard) Cost Code List."
+    return {"id": list_id, "name": names.get(list_id)}, errors
+
+
+def validate_step5(form) -> tuple[dict, dict]:
+    """Step 5: a direction per entity and when time cards are sent."""
+    values, errors = {}, {}
+    for field in ("users_direction", "projects_direction", "cost_codes_direction"):
+        try:
+            values[field] = SyncDirection(form.get(field, ""))
+        except ValueError:
+            errors[field] = "Choose a direction."
+    try:
+        values["timecard_trigger"] = TimecardTrigger(form.get("timecard_trigger", ""))
+    except ValueError:
+        errors["timecard_trigger"] = "Choose when time cards are sent."
+    return values, errors
