@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS = 120
 QUEUED_FLAG_SECONDS = 60
 BATCH = 200
+MAX_SWEEPS = 5
 RETRY_LATER = timedelta(minutes=2)
 PARTY = "party_for_user"
 
@@ -218,7 +219,7 @@ class _Facts:
 class _Cache:
     """Procore lookups reused for one drain (project cost codes, time types, people)."""
 
-    cost_codes: dict[int, list[dict]] = field(default_factory=dict)
+    cost_codes: dict[int, list[dict] | Exception] = field(default_factory=dict)
     time_types: dict[str, int] | None = None
     people_loaded: bool = False
 
@@ -365,16 +366,20 @@ class Pusher:
     def drain(self, max_seconds: float | None = None) -> PushResult:
         """Work every due row (in id order, batch by batch) until none is left."""
         started = _time.monotonic()
-        after_id = 0
         try:
-            while True:
-                rows = _due_rows(self.company_id, after_id, self.now())
-                if not rows:
-                    break
-                after_id = rows[-1].id
-                self._batch(rows)
-                if max_seconds is not None and _time.monotonic() - started > max_seconds:
-                    self.result.later(self.now())
+            # Several sweeps: a sweep can leave rows due again (a lost reply to reconcile).
+            for _sweep in range(MAX_SWEEPS):
+                after_id, worked = 0, 0
+                while True:
+                    rows = _due_rows(self.company_id, after_id, self.now())
+                    if not rows:
+                        break
+                    after_id, worked = rows[-1].id, worked + len(rows)
+                    self._batch(rows)
+                    if max_seconds is not None and _time.monotonic() - started > max_seconds:
+                        self.result.later(self.now())
+                        raise _Stop("time is up; the push continues in the next job")
+                if not worked:
                     break
         except _Stop as stop:
             self.result.stopped = str(stop)
@@ -421,6 +426,9 @@ class Pusher:
             payload = mapping.entry_payload(self._entry_facts(f), refs)
         except _RateLimited as exc:
             self._rate_limited(f, exc)
+            return None
+        except _errors().ProcoreError as exc:  # a lookup refused: project gone, no access
+            self._refused(f, exc)
             return None
         except _NotMapped as missing:
             self.result.not_mapped += 1
@@ -528,7 +536,7 @@ class Pusher:
         found = None
         people = self._call(
             lambda: list(
-                self.client.iter_pages(
+                self.client.iter_items(
                     f"/rest/v1.0/companies/{self.procore_company_id}/people",
                     {"filters[without_reference_users]": "true"},
                     per_page=100,
@@ -554,14 +562,22 @@ class Pusher:
 
     def _project_codes(self, procore_project_id: int, refresh: bool = False) -> list[dict]:
         if refresh or procore_project_id not in self.cache.cost_codes:
-            self.cache.cost_codes[procore_project_id] = self._call(
-                lambda: list(
-                    self.client.iter_pages(
-                        "/rest/v1.0/cost_codes", {"project_id": procore_project_id}, per_page=100
+            try:
+                self.cache.cost_codes[procore_project_id] = self._call(
+                    lambda: list(
+                        self.client.iter_items(
+                            "/rest/v1.0/cost_codes",
+                            {"project_id": procore_project_id},
+                            per_page=100,
+                        )
                     )
                 )
-            )
-        return self.cache.cost_codes[procore_project_id]
+            except _errors().ProcoreError as exc:
+                self.cache.cost_codes[procore_project_id] = exc  # one call per project, not row
+        codes = self.cache.cost_codes[procore_project_id]
+        if isinstance(codes, Exception):
+            raise codes
+        return codes
 
     def _project_cost_code(self, f: _Facts, procore_project_id: int) -> int:
         code = f.cost_code
@@ -628,7 +644,7 @@ class Pusher:
             self.cache.time_types = mapping.time_type_ids(
                 self._call(
                     lambda: list(
-                        self.client.iter_pages(
+                        self.client.iter_items(
                             "/rest/v1.0/timecard_time_types",
                             {"project_id": procore_project_id},
                             per_page=100,
@@ -705,7 +721,7 @@ class Pusher:
             try:
                 listed = self._call(
                     lambda project_id=project_id, dates=dates: list(
-                        self.client.iter_pages(
+                        self.client.iter_items(
                             f"/rest/v1.0/projects/{project_id}/timecard_entries",
                             {
                                 "start_date": min(dates).isoformat(),
@@ -1089,7 +1105,9 @@ def _stat(stats, *names: str) -> int:
     return 0
 
 
-def push_company(company_id: int, client=None, lease=None, max_seconds=None) -> PushResult:
+def push_company(
+    company_id: int, client=None, lease=None, max_seconds=None, now=utcnow
+) -> PushResult:
     """Send a company's due outbox rows to Procore, recorded as a `push_timecards` run."""
     due = db.session.scalar(
         sa.select(sa.func.count())
@@ -1097,7 +1115,7 @@ def push_company(company_id: int, client=None, lease=None, max_seconds=None) -> 
         .where(
             ProcorePush.company_id == company_id,
             ProcorePush.state.in_(WORK_STATES),
-            sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= utcnow()),
+            sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= now()),
         )
     )
     if not due:
@@ -1128,7 +1146,8 @@ def push_company(company_id: int, client=None, lease=None, max_seconds=None) -> 
             client = procore_client_for(company_id, stats=stats)
         else:
             stats = getattr(client, "stats", None)
-        result = Pusher(company_id, client, lease=lease).drain(max_seconds=max_seconds)
+        pusher = Pusher(company_id, client, lease=lease, now=now)
+        result = pusher.drain(max_seconds=max_seconds)
     except Exception as exc:
         db.session.rollback()
         run = db.session.get(SyncRun, run_id)
