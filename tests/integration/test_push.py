@@ -5,9 +5,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from tests.integration.push_support import *  # noqa: F403 (fixtures)
-from tests.integration.push_support import WEEK, remote_project_id
+from tests.integration.push_support import WEEK, WORKER_EMAILS, remote_project_id
 from webapp.extensions import db
 from webapp.models import (
+    EntityType,
     ProcorePush,
     PushState,
     SyncRun,
@@ -198,7 +199,7 @@ def test_deleted_procore_project_fails_with_a_clear_reason_and_nothing_is_half_s
     db.session.commit()
     remote_other = world.sandbox.one("projects", name="Mission Tower")
     world.link(
-        __import__("webapp.models", fromlist=["EntityType"]).EntityType.PROJECT,
+        EntityType.PROJECT,
         other.id,
         remote_other["id"],
     )
