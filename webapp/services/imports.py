@@ -900,13 +900,11 @@ def client_page_fetcher(company_id: int) -> FetchPage:
     client = procore_client_for(company_id)
 
     def fetch(path: str, params: dict, page: int, per_page: int) -> tuple[list, int | None]:
-        reply = client.get(path, params={**params, "page": page, "per_page": per_page})
-        total = None
-        if hasattr(reply, "headers") and hasattr(reply, "json"):
-            raw_total = reply.headers.get("Total")
-            total = int(raw_total) if raw_total and str(raw_total).isdigit() else None
-            reply = reply.json()
-        return (reply if isinstance(reply, list) else []), total
+        # One page per call: the generator sends its request only when advanced.
+        found = next(client.iter_pages(path, params, per_page, start_page=page), None)
+        if found is None:
+            return [], None
+        return list(found.items), found.total
 
     return fetch
 
