@@ -123,6 +123,7 @@ def test_connect_flow_stores_encrypted_tokens_and_shows_the_connection(app, admi
     assert "Connected to <strong>Summit Builders Inc.</strong>" in page
     assert "Dana Whitfield" in page and ME["login"] in page
     assert "Valid until" in page and ">Set Up<" in page and ">Disconnect<" in page
+    assert 'href="/settings/integrations/procore/setup/"' in page  # the wizard's first step
     assert ACCESS not in page and REFRESH not in page
 
 

@@ -25,11 +25,14 @@ SETUP_PATH = "/settings/integrations/procore/setup"
 
 def _setup_url() -> str | None:
     """The set-up wizard's URL once that feature exists (another issue builds it)."""
-    try:
-        current_app.url_map.bind("localhost").match(SETUP_PATH, method="GET")
-    except HTTPException:
-        return None
-    return SETUP_PATH
+    adapter = current_app.url_map.bind("localhost")
+    for path in (SETUP_PATH + "/", SETUP_PATH):
+        try:
+            adapter.match(path, method="GET")
+        except HTTPException:
+            continue
+        return path
+    return None
 
 
 def _render(message: str | None = None, status: int = 200, kind: str = "error"):
