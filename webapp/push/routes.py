@@ -1,0 +1,153 @@
+"""Pages and fragments for the time-card push (the work itself happens in jobs)."""
+
+from datetime import date, timedelta
+
+from flask import Blueprint, abort, current_app, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.extensions import db
+from webapp.htmx import render_fragment, render_page_or_fragment
+from webapp.models import IntegrationSettings, TimeCard
+from webapp.services import push
+from webapp.services import timecards as cards
+from webapp.tenancy import admin_required, current_company_id, get_scoped_or_404
+
+bp = Blueprint("push", __name__, url_prefix="/time/procore")
+
+FIX_ENDPOINTS = {
+    "user": ("people.edit", "user_id"),
+    "project": ("projects.edit", "project_id"),
+    "cost_code": ("costcodes.edit", "cost_code_id"),
+}
+
+
+def fix_url(entity: str | None, local_id: int | None) -> str | None:
+    """The admin page where the missing link is made."""
+    if entity not in FIX_ENDPOINTS or local_id is None:
+        return None
+    endpoint, arg = FIX_ENDPOINTS[entity]
+    return url_for(endpoint, **{arg: local_id})
+
+
+def entry_url(project_id, entry_id) -> str | None:
+    """The Procore page for an entry we sent."""
+    settings = db.session.get(IntegrationSettings, current_company_id())
+    return push.procore_entry_url(
+        current_app.config["PROCORE_API_URL"],
+        settings.procore_company_id if settings else None,
+        project_id,
+        entry_id,
+    )
+
+
+def may_retry(card: TimeCard) -> bool:
+    return current_user.is_admin or cards.can_approve(card, current_user)
+
+
+def card_sync(card: TimeCard | None) -> dict | None:
+    """Template helper: the badge context for one card (one grouped query)."""
+    if card is None or card.id is None:
+        return None
+    sync = push.card_sync_states(card.company_id, [card.id]).get(card.id)
+    if sync is None:
+        return None
+    return {
+        "card": card,
+        "sync": sync,
+        "link": entry_url(sync.procore_project_id, sync.procore_id)
+        if sync.state == "done"
+        else None,
+        "fix": fix_url(sync.fix_entity, sync.fix_local_id),
+        "can_retry": sync.state in ("failed", "conflict", "not_mapped") and may_retry(card),
+    }
+
+
+@bp.app_context_processor
+def _helpers():
+    return {"card_sync": card_sync}
+
+
+def viewable_card(card_id: int) -> TimeCard:
+    card = get_scoped_or_404(TimeCard, card_id)
+    if not cards.can_view(card, current_user):
+        abort(404)
+    return card
+
+
+@bp.get("/cards/<int:card_id>/badge")
+@login_required
+def badge(card_id: int):
+    """The card's sync badge (polled while entries are still on their way)."""
+    card = viewable_card(card_id)
+    return render_fragment("timecards/_sync_badge.html", card=card)
+
+
+@bp.get("/cards/<int:card_id>/detail")
+@login_required
+def detail(card_id: int):
+    """Per-entry sync state, reasons, Procore links and Retry."""
+    card = viewable_card(card_id)
+    rows = push.card_push_rows(card.company_id, card.id)
+    return render_fragment(
+        "timecards/_sync_detail.html",
+        card=card,
+        rows=rows,
+        entry_url=entry_url,
+        fix_url=fix_url,
+        can_retry=may_retry(card),
+    )
+
+
+@bp.post("/cards/<int:card_id>/retry")
+@login_required
+def retry(card_id: int):
+    """Queue a card's failed, conflicting or unmapped entries again."""
+    card = viewable_card(card_id)
+    if not may_retry(card):
+        abort(403)
+    push_id = request.form.get("push_id", type=int)
+    push.retry_card(card.company_id, card.id, push_id)
+    return render_fragment("timecards/_sync_badge.html", card=card)
+
+
+def parse_week(raw: str | None) -> date:
+    try:
+        day = date.fromisoformat(raw) if raw else date.today()
+    except ValueError:
+        day = date.today()
+    return cards.monday_of(day)
+
+
+@bp.get("/check")
+@admin_required
+def check():
+    """Pre-send check for a week: what a push would create, update or skip, and why."""
+    week = parse_week(request.args.get("week"))
+    result = push.precheck_week(current_company_id(), week)
+    return render_page_or_fragment(
+        "push/check.html",
+        "push/_check.html",
+        check=result,
+        week=week,
+        prev_week=week - timedelta(days=7),
+        next_week=week + timedelta(days=7),
+        set_up=push._push_trigger(current_company_id()) is not None,
+    )
+
+
+@bp.post("/send")
+@admin_required
+def send_now():
+    """Ask a worker to send everything queued now."""
+    queued = push.enqueue_push(current_company_id())
+    week = parse_week(request.form.get("week"))
+    result = push.precheck_week(current_company_id(), week)
+    return render_fragment(
+        "push/_check.html",
+        check=result,
+        week=week,
+        prev_week=week - timedelta(days=7),
+        next_week=week + timedelta(days=7),
+        set_up=True,
+        message="Sending now." if queued else "A send is already on its way.",
+    )
