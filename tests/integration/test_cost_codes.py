@@ -149,12 +149,35 @@ def test_assign_cost_code_to_projects_from_its_page(admin_client, company):
     assert response.status_code == 303
     db.session.expire_all()
     assert [c.id for c in db.session.get(Project, north.id).cost_codes] == [code.id]
-    admin_client.post(f"/cost-codes/{code.id}/projects", data={"project_ids": [str(south.id)]})
+    shown = [str(north.id), str(south.id)]
+    admin_client.post(
+        f"/cost-codes/{code.id}/projects",
+        data={"project_ids": [str(south.id)], "shown_project_ids": shown},
+    )
     db.session.expire_all()
     assert db.session.get(Project, north.id).cost_codes == []
     assert [c.id for c in db.session.get(Project, south.id).cost_codes] == [code.id]
     html = admin_client.get("/cost-codes/").get_data(as_text=True)
     assert '<td class="num">1</td>' in html
+
+
+def test_filtered_checklist_leaves_projects_not_shown_alone(admin_client, company):
+    code = make_code(company, "03-300")
+    north = make_project(company, "North")
+    south = make_project(company, "South")
+    north.cost_codes.append(code)
+    db.session.commit()
+    html = admin_client.get(
+        f"/cost-codes/{code.id}/projects", query_string={"project_q": "sou"}, headers=HX
+    ).get_data(as_text=True)
+    assert "South" in html and "North" not in html and "<html" not in html
+    admin_client.post(
+        f"/cost-codes/{code.id}/projects",
+        data={"project_ids": [str(south.id)], "shown_project_ids": [str(south.id)]},
+    )
+    db.session.expire_all()
+    assert [c.id for c in db.session.get(Project, north.id).cost_codes] == [code.id]
+    assert [c.id for c in db.session.get(Project, south.id).cost_codes] == [code.id]
 
 
 def test_another_companys_project_cannot_be_given_the_code(admin_client, company, other_company):
@@ -209,6 +232,7 @@ def test_empty_cost_codes_page_says_what_to_do(admin_client):
     [
         ("GET", "/cost-codes/{id}/edit"),
         ("POST", "/cost-codes/{id}/edit"),
+        ("GET", "/cost-codes/{id}/projects"),
         ("POST", "/cost-codes/{id}/projects"),
     ],
 )
@@ -235,6 +259,7 @@ def test_another_companys_cost_code_is_not_found(admin_client, other_company, me
         ("POST", "/cost-codes/new"),
         ("GET", "/cost-codes/{id}/edit"),
         ("POST", "/cost-codes/{id}/edit"),
+        ("GET", "/cost-codes/{id}/projects"),
         ("POST", "/cost-codes/{id}/projects"),
     ],
 )
@@ -251,3 +276,22 @@ def test_non_admins_are_forbidden(client, company, role, method, path):
     db.session.expire_all()
     assert code_count() == 1 and db.session.get(CostCode, code.id).name == "Mine"
     assert db.session.get(Project, project.id).cost_codes == []
+
+
+def test_cost_codes_page_loads_divisions_without_a_query_per_row(app, admin_client, company):
+    divisions = [
+        CostCode(company_id=company.id, code=f"{d:02d}", name=f"Div {d}") for d in range(50)
+    ]
+    db.session.add_all(divisions)
+    db.session.flush()
+    db.session.add_all(
+        CostCode(company_id=company.id, code=f"{d.code}-100", name="Item", parent_id=d.id)
+        for d in divisions
+    )
+    db.session.commit()
+    db.session.expire_all()
+    statements = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    html = admin_client.get("/cost-codes/", query_string={"q": "-100"}).get_data(as_text=True)
+    assert "49 Div 49" in html and "00 Div 0" in html
+    assert len(statements) <= 8, statements

@@ -171,6 +171,19 @@ def test_assign_and_unassign_a_cost_code(admin_client, company):
     assert db.session.get(Project, project.id).cost_codes == []
 
 
+def test_cost_code_section_filters_by_code_or_name(admin_client, company):
+    project = make_project(company)
+    make_code(company, "03-300", "Concrete")
+    make_code(company, "09-900", "Painting")
+    html = admin_client.get(
+        f"/projects/{project.id}/cost-codes", query_string={"code_q": "paint"}, headers=HX
+    ).get_data(as_text=True)
+    assert "09-900 Painting" in html and "Concrete" not in html and "<html" not in html
+    page = admin_client.get(f"/projects/{project.id}/edit", query_string={"code_q": "03-"})
+    assert "03-300 Concrete" in page.get_data(as_text=True)
+    assert "Painting" not in page.get_data(as_text=True)
+
+
 def test_assign_without_choosing_a_code_is_refused(admin_client, company):
     project = make_project(company)
     response = admin_client.post(
@@ -247,6 +260,7 @@ def test_empty_projects_page_says_what_to_do(admin_client):
     [
         ("GET", "/projects/{id}/edit"),
         ("POST", "/projects/{id}/edit"),
+        ("GET", "/projects/{id}/cost-codes"),
         ("POST", "/projects/{id}/cost-codes"),
         ("POST", "/projects/{id}/cost-codes/all"),
         ("POST", "/projects/{id}/cost-codes/{code}/remove"),
@@ -286,6 +300,7 @@ def test_removing_another_companys_code_from_own_project_is_not_found(
         ("POST", "/projects/new"),
         ("GET", "/projects/{id}/edit"),
         ("POST", "/projects/{id}/edit"),
+        ("GET", "/projects/{id}/cost-codes"),
         ("POST", "/projects/{id}/cost-codes"),
         ("POST", "/projects/{id}/cost-codes/all"),
         ("POST", "/projects/{id}/cost-codes/{code}/remove"),

@@ -40,11 +40,12 @@ def clean_cost_code_input(form) -> tuple[dict, dict[str, str]]:
     return data, errors
 
 
-def clean_project_ids(form) -> tuple[list[int], dict[str, str]]:
-    """The project ids ticked on the cost code's 'Used on projects' form."""
-    ids = []
-    for raw in form.getlist("project_ids"):
-        if not raw.isdigit():
-            return [], {"project_ids": "Choose projects from the list."}
-        ids.append(int(raw))
-    return ids, {}
+def clean_project_ids(form) -> tuple[list[int], list[int], dict[str, str]]:
+    """The project ids ticked, and those shown, on the cost code's 'Used on projects' form."""
+    lists = []
+    for name in ("project_ids", "shown_project_ids"):
+        raw_ids = form.getlist(name)
+        if not all(raw.isdigit() for raw in raw_ids):
+            return [], [], {"project_ids": "Choose projects from the list."}
+        lists.append([int(raw) for raw in raw_ids])
+    return lists[0], lists[1], {}

@@ -1,9 +1,9 @@
 """Cost codes admin pages: list and search, create, edit, divisions, projects using a code."""
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 
 from webapp.costcodes.forms import clean_cost_code_input, clean_project_ids
-from webapp.htmx import hx_redirect, render_page_or_fragment
+from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
 from webapp.models import CostCode
 from webapp.pagination import paginate
 from webapp.services import costcodes as service
@@ -34,12 +34,15 @@ def values_of(cost_code: CostCode) -> dict:
     }
 
 
-def projects_context(cost_code: CostCode, errors: dict | None = None, message=None) -> dict:
+def projects_context(cost_code: CostCode, errors: dict | None = None) -> dict:
+    project_q = (request.values.get("project_q") or "").strip()
+    choices, total = service.project_choices(cost_code, project_q)
     return {
         "cost_code": cost_code,
-        "project_choices": service.project_choices(cost_code),
+        "project_q": project_q,
+        "project_choices": choices,
+        "project_total": total,
         "project_errors": errors or {},
-        "message": message,
     }
 
 
@@ -105,15 +108,24 @@ def edit(cost_code_id: int):
     )
 
 
+@bp.get("/<int:cost_code_id>/projects")
+@admin_required
+def projects(cost_code_id: int):
+    cost_code = get_scoped_or_404(CostCode, cost_code_id)
+    if not is_fragment_request():
+        return redirect(url_for("costcodes.edit", cost_code_id=cost_code.id, **request.args))
+    return render_fragment("costcodes/_projects.html", **projects_context(cost_code))
+
+
 @bp.post("/<int:cost_code_id>/projects")
 @admin_required
 def set_projects(cost_code_id: int):
     cost_code = get_scoped_or_404(CostCode, cost_code_id)
-    project_ids, errors = clean_project_ids(request.form)
+    checked_ids, shown_ids, errors = clean_project_ids(request.form)
     message = None
     if not errors:
         try:
-            count = service.set_projects_using(cost_code, project_ids)
+            count = service.set_projects_using(cost_code, checked_ids, shown_ids)
         except ValidationFailed as refused:
             errors = refused.errors
         else:

@@ -1,7 +1,9 @@
 """Projects admin pages: list and search, create, edit, supervisors, cost codes used."""
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
+from sqlalchemy.orm import lazyload
 
+from webapp.extensions import db
 from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
 from webapp.models import CostCode, Project, TimeEntryMode
 from webapp.pagination import paginate
@@ -44,11 +46,25 @@ def values_of(project: Project) -> dict:
     return values
 
 
+def get_project_or_404(project_id: int) -> Project:
+    """The current company's project, without loading every cost code it uses."""
+    project = db.session.get(Project, project_id, options=[lazyload(Project.cost_codes)])
+    if project is None or project.company_id != current_company_id():
+        abort(404)
+    return project
+
+
 def cost_codes_context(project: Project, error: str | None = None) -> dict:
+    code_q = (request.values.get("code_q") or "").strip()
+    assigned, assigned_total = service.assigned_cost_codes(project, code_q)
+    assignable, assignable_total = service.assignable_cost_codes(project, code_q)
     return {
         "project": project,
-        "assigned": sorted(project.cost_codes, key=lambda c: c.code),
-        "assignable": service.assignable_cost_codes(project),
+        "code_q": code_q,
+        "assigned": assigned,
+        "assigned_total": assigned_total,
+        "assignable": assignable,
+        "assignable_total": assignable_total,
         "cost_code_error": error,
     }
 
@@ -91,7 +107,7 @@ def create():
 @bp.route("/<int:project_id>/edit", methods=["GET", "POST"])
 @admin_required
 def edit(project_id: int):
-    project = get_scoped_or_404(Project, project_id)
+    project = get_project_or_404(project_id)
     if request.method == "GET":
         context = form_context(
             values_of(project), {}, project, supervisor_ids=[u.id for u in project.supervisors]
@@ -115,10 +131,19 @@ def edit(project_id: int):
     )
 
 
+@bp.get("/<int:project_id>/cost-codes")
+@admin_required
+def cost_codes(project_id: int):
+    project = get_project_or_404(project_id)
+    if not is_fragment_request():
+        return redirect(url_for("projects.edit", project_id=project.id, **request.args))
+    return render_fragment("projects/_cost_codes.html", **cost_codes_context(project))
+
+
 @bp.post("/<int:project_id>/cost-codes")
 @admin_required
 def assign_cost_code(project_id: int):
-    project = get_scoped_or_404(Project, project_id)
+    project = get_project_or_404(project_id)
     raw = request.form.get("cost_code_id", "")
     cost_code_id = int(raw) if raw.isdigit() else None
     try:
@@ -131,7 +156,7 @@ def assign_cost_code(project_id: int):
 @bp.post("/<int:project_id>/cost-codes/all")
 @admin_required
 def assign_all_cost_codes(project_id: int):
-    project = get_scoped_or_404(Project, project_id)
+    project = get_project_or_404(project_id)
     added = service.assign_all_active_cost_codes(project)
     return _cost_codes_response(project, message=f"{added} active cost codes added.")
 
@@ -139,7 +164,7 @@ def assign_all_cost_codes(project_id: int):
 @bp.post("/<int:project_id>/cost-codes/<int:cost_code_id>/remove")
 @admin_required
 def unassign_cost_code(project_id: int, cost_code_id: int):
-    project = get_scoped_or_404(Project, project_id)
+    project = get_project_or_404(project_id)
     code = get_scoped_or_404(CostCode, cost_code_id)
     service.unassign_cost_code(project, code.id)
     return _cost_codes_response(project, message=f"{code.label} is no longer used here.")

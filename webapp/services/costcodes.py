@@ -2,7 +2,7 @@
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, selectinload
 
 from webapp.extensions import db
 from webapp.models import CostCode, Project, project_cost_code
@@ -14,7 +14,13 @@ CODE_TAKEN = "Another cost code in your company already uses this code."
 
 def search_cost_codes(company_id: int, q: str = "") -> sa.Select:
     """Cost codes of the company matching `q` in code, name or phase, by code."""
-    query = sa.select(CostCode).where(CostCode.company_id == company_id)
+    # The model's lazy="joined" parent is ignored on a self-referential relationship without
+    # join_depth, which would lazy-load each row's division; load them in one query instead.
+    query = (
+        sa.select(CostCode)
+        .where(CostCode.company_id == company_id)
+        .options(selectinload(CostCode.parent))
+    )
     q = (q or "").strip()
     if q:
         like = f"%{escape_like(q.lower())}%"
@@ -107,55 +113,72 @@ def update_cost_code(cost_code: CostCode, data: dict) -> CostCode:
     return cost_code
 
 
-def project_choices(cost_code: CostCode) -> list[tuple[Project, bool]]:
-    """Projects of the company (active ones, plus inactive ones using the code) and whether
-    each uses the code, by name."""
+def project_choices(cost_code: CostCode, q: str = "", limit: int = 100) -> tuple[list, int]:
+    """Up to `limit` projects for the code's checklist, those using it first, then other active
+    ones, by name (matching `q` in name or number): [(project, uses_code)], and how many match."""
     using = sa.select(project_cost_code.c.project_id).where(
         project_cost_code.c.cost_code_id == cost_code.id
     )
-    using_ids = set(db.session.scalars(using))
-    projects = db.session.scalars(
-        sa.select(Project)
-        .where(
-            Project.company_id == cost_code.company_id,
-            sa.or_(Project.active.is_(True), Project.id.in_(using)),
-        )
-        .options(lazyload(Project.cost_codes), lazyload(Project.supervisors))
-        .order_by(Project.name, Project.id)
+    query = sa.select(Project).where(
+        Project.company_id == cost_code.company_id,
+        sa.or_(Project.active.is_(True), Project.id.in_(using)),
     )
-    return [(project, project.id in using_ids) for project in projects]
+    q = (q or "").strip()
+    if q:
+        like = f"%{escape_like(q.lower())}%"
+        query = query.where(
+            sa.or_(
+                sa.func.lower(Project.name).like(like, escape="\\"),
+                sa.func.lower(Project.number).like(like, escape="\\"),
+            )
+        )
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    uses = sa.case((Project.id.in_(using), 1), else_=0)
+    rows = db.session.execute(
+        query.add_columns(uses)
+        .options(lazyload(Project.cost_codes), lazyload(Project.supervisors))
+        .order_by(uses.desc(), Project.name, Project.id)
+        .limit(limit)
+    )
+    return [(project, bool(used)) for project, used in rows], total
 
 
-def set_projects_using(cost_code: CostCode, project_ids: list[int]) -> int:
-    """Make exactly these projects of the company use the cost code; returns how many do."""
-    wanted = set(project_ids)
+def set_projects_using(cost_code: CostCode, checked_ids: list[int], shown_ids: list[int]) -> int:
+    """Of the projects shown on the checklist, make exactly the checked ones use the code
+    (projects not shown keep their choice); returns how many projects use it afterwards."""
+    checked, shown = set(checked_ids), set(shown_ids) | set(checked_ids)
     found = set(
         db.session.scalars(
             sa.select(Project.id).where(
-                Project.company_id == cost_code.company_id, Project.id.in_(wanted)
+                Project.company_id == cost_code.company_id, Project.id.in_(shown)
             )
         )
     )
-    if found != wanted:
+    if found != shown:
         raise ValidationFailed({"project_ids": "Choose projects from the list."})
     current = set(
         db.session.scalars(
             sa.select(project_cost_code.c.project_id).where(
-                project_cost_code.c.cost_code_id == cost_code.id
+                project_cost_code.c.cost_code_id == cost_code.id,
+                project_cost_code.c.project_id.in_(shown),
             )
         )
     )
-    if current - wanted:
+    if current - checked:
         db.session.execute(
             sa.delete(project_cost_code).where(
                 project_cost_code.c.cost_code_id == cost_code.id,
-                project_cost_code.c.project_id.in_(current - wanted),
+                project_cost_code.c.project_id.in_(current - checked),
             )
         )
-    if wanted - current:
+    if checked - current:
         db.session.execute(
             sa.insert(project_cost_code),
-            [{"project_id": pid, "cost_code_id": cost_code.id} for pid in wanted - current],
+            [{"project_id": pid, "cost_code_id": cost_code.id} for pid in checked - current],
         )
     db.session.commit()
-    return len(wanted)
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(project_cost_code)
+        .where(project_cost_code.c.cost_code_id == cost_code.id)
+    )

@@ -125,22 +125,46 @@ def update_project(project: Project, data: dict) -> Project:
     return project
 
 
-def assignable_cost_codes(project: Project) -> list[CostCode]:
-    """Active cost codes of the project's company that it does not use yet, by code."""
+def _code_filter(query: sa.Select, q: str) -> sa.Select:
+    q = (q or "").strip()
+    if not q:
+        return query
+    like = f"%{escape_like(q.lower())}%"
+    return query.where(
+        sa.or_(
+            sa.func.lower(CostCode.code).like(like, escape="\\"),
+            sa.func.lower(CostCode.name).like(like, escape="\\"),
+        )
+    )
+
+
+def _limited(query: sa.Select, limit: int) -> tuple[list, int]:
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    return list(db.session.scalars(query.order_by(CostCode.code).limit(limit))), total
+
+
+def assigned_cost_codes(project: Project, q: str = "", limit: int = 100) -> tuple[list, int]:
+    """Up to `limit` cost codes the project uses (matching `q`), by code, and how many match."""
+    query = (
+        sa.select(CostCode)
+        .join(project_cost_code, project_cost_code.c.cost_code_id == CostCode.id)
+        .where(project_cost_code.c.project_id == project.id)
+    )
+    return _limited(_code_filter(query, q), limit)
+
+
+def assignable_cost_codes(project: Project, q: str = "", limit: int = 100) -> tuple[list, int]:
+    """Up to `limit` active codes of the company the project does not use yet (matching `q`),
+    by code, and how many match."""
     used = sa.select(project_cost_code.c.cost_code_id).where(
         project_cost_code.c.project_id == project.id
     )
-    return list(
-        db.session.scalars(
-            sa.select(CostCode)
-            .where(
-                CostCode.company_id == project.company_id,
-                CostCode.active.is_(True),
-                CostCode.id.not_in(used),
-            )
-            .order_by(CostCode.code)
-        )
+    query = sa.select(CostCode).where(
+        CostCode.company_id == project.company_id,
+        CostCode.active.is_(True),
+        CostCode.id.not_in(used),
     )
+    return _limited(_code_filter(query, q), limit)
 
 
 def assign_cost_code(project: Project, cost_code_id: int | None) -> CostCode:
@@ -148,9 +172,18 @@ def assign_cost_code(project: Project, cost_code_id: int | None) -> CostCode:
     code = db.session.get(CostCode, cost_code_id) if cost_code_id else None
     if code is None or code.company_id != project.company_id:
         raise ValidationFailed({"cost_code_id": "Choose a cost code from the list."})
-    if code not in project.cost_codes:
-        project.cost_codes.append(code)
+    already = db.session.scalar(
+        sa.select(project_cost_code.c.project_id).where(
+            project_cost_code.c.project_id == project.id,
+            project_cost_code.c.cost_code_id == code.id,
+        )
+    )
+    if already is None:
+        db.session.execute(
+            sa.insert(project_cost_code).values(project_id=project.id, cost_code_id=code.id)
+        )
     db.session.commit()
+    db.session.expire(project, ["cost_codes"])
     return code
 
 
