@@ -93,7 +93,11 @@ class Sandbox:
 @pytest.fixture
 def sandbox(app):
     """The demo sandbox, served in-process at http://procore.test."""
-    sandbox_app = create_sandbox(SandboxConfig(seed="demo", webhooks_enabled=False))
+    # Generous limits: these tests inject their own 429s; bench/push_bench.py paces for real.
+    config = SandboxConfig(
+        seed="demo", webhooks_enabled=False, rate_limit_spike=10**6, rate_limit_hourly=10**7
+    )
+    sandbox_app = create_sandbox(config)
     store = sandbox_app.extensions["procore_sandbox"].store
     main = [c for c in store.select("companies") if c.get("my_company")][0]
     app.config["PUSH_UNKNOWN_SETTLE_SECONDS"] = 0

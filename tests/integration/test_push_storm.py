@@ -1,0 +1,116 @@
+"""A storm of 5xx, 429 and lost replies over many entries: exactly N in Procore, none lost."""
+
+import random
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from tests.integration.push_support import *  # noqa: F403 (fixtures)
+from tests.integration.push_support import WEEK
+from webapp.extensions import db
+from webapp.models import ProcorePush, PushState, TimeCardStatus, TimeEntry, WorkType
+from webapp.models.push import WORK_STATES
+from webapp.services import timecards as tc
+
+FAULTS = (
+    {"status": 500},
+    {"status": 502},
+    {"status": 503, "headers": {"Retry-After": "0"}},
+    {"status": 429, "headers": {"Retry-After": "0"}},
+    {"action": "drop"},  # Procore commits, the reply is lost
+)
+
+
+class StormSession(requests.Session):
+    """Before a share of API requests, arm a one-shot sandbox fault for exactly that call."""
+
+    def __init__(self, faults, rate: float, seed: int) -> None:
+        super().__init__()
+        self.faults, self.rate, self.rng = faults, rate, random.Random(seed)
+        self.armed = 0
+
+    def request(self, method, url, *args, **kwargs):
+        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        if "/rest/" in url and self.rng.random() < self.rate:
+            rule = dict(self.rng.choice(FAULTS))
+            rule.update(method=method, path="^/" + re.escape(path) + "$", count=1)
+            self.faults.add_rule(rule)
+            self.armed += 1
+        return super().request(method, url, *args, **kwargs)
+
+
+def approved_cards_with(world, total: int, per_card: int) -> int:
+    """Approved cards holding `total` entries (inserted directly: the rules are not on test)."""
+    made, week = 0, WEEK
+    while made < total:
+        for worker in world.workers:
+            if made >= total:
+                break
+            card = tc.get_or_create_card(world.company.id, worker, week, worker)
+            count = min(per_card, total - made)
+            db.session.add_all(
+                TimeEntry(
+                    company_id=world.company.id,
+                    time_card_id=card.id,
+                    work_date=week + timedelta(days=i % 7),
+                    project_id=world.project.id,
+                    cost_code_id=world.cost_code.id,
+                    hours=Decimal("0.25"),
+                    work_type=WorkType.OVERTIME if i % 5 == 0 else WorkType.REGULAR,
+                    notes=f"storm {made + i}",
+                )
+                for i in range(count)
+            )
+            db.session.commit()
+            db.session.refresh(card)
+            tc.change_status(card, TimeCardStatus.SUBMITTED, worker)
+            tc.change_status(card, TimeCardStatus.APPROVED, world.admin)
+            made += count
+        week += timedelta(days=7)
+    return made
+
+
+def push_until_quiet(world, client, rounds: int = 30) -> None:
+    for _ in range(rounds):
+        world.push(client=client)
+        waiting = db.session.scalar(
+            sa.select(sa.func.count())
+            .select_from(ProcorePush)
+            .where(ProcorePush.state.in_(WORK_STATES))
+        )
+        if not waiting:
+            return
+        # Time passes: rows parked until a rate-limit reset or a retry time become due.
+        db.session.execute(sa.update(ProcorePush).values(next_attempt_at=None))
+        db.session.commit()
+    raise AssertionError("the push did not settle")
+
+
+@pytest.mark.parametrize(("bulk", "total"), [(False, 1000), (True, 400)])
+def test_fault_storm_ends_with_exactly_one_procore_entry_per_local_entry(world, bulk, total):
+    world.settings.use_bulk_timecards = bulk
+    db.session.commit()
+    made = approved_cards_with(world, total, per_card=100)
+    storm = StormSession(world.sandbox.faults, rate=0.2, seed=20260302 + int(bulk))
+    client = world.sandbox.client(session=storm)
+    push_until_quiet(world, client)
+
+    remote = world.sandbox.entries()
+    origins = [e["origin_id"] for e in remote]
+    local_ids = set(db.session.scalars(sa.select(TimeEntry.id)))
+    assert len(local_ids) == made == total
+    assert len(origins) == total, "lost or duplicated entries"
+    assert len(set(origins)) == total, "duplicates in Procore"
+    assert {int(o.rsplit("-", 1)[1]) for o in origins} == local_ids
+    rows = list(db.session.scalars(sa.select(ProcorePush)))
+    assert {r.state for r in rows} == {PushState.DONE}
+    by_origin = {e["origin_id"]: e["id"] for e in remote}
+    assert all(by_origin[r.origin_id] == r.procore_id for r in rows)
+    # The storm really happened: about a fifth of all calls met a fault.
+    assert storm.armed >= 0.1 * client.stats.calls > 0
+    if not bulk:
+        assert world.sandbox.faults.stats()["dropped"] > 0
