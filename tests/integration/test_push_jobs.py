@@ -1,0 +1,59 @@
+"""The push job: enqueued after the commit, one at a time per company, run by a real worker."""
+
+import os
+
+import redis
+from rq import SimpleWorker
+
+from tests.integration.push_support import *  # noqa: F403 (fixtures)
+from webapp.extensions import db
+from webapp.redis_runtime import get_queue, get_redis
+from webapp.services import push
+
+
+def test_approval_enqueues_one_push_job_after_commit_and_a_worker_sends_it(world, app, monkeypatch):
+    app.config["PUSH_AUTO_ENQUEUE"] = True
+    client = world.sandbox.client()
+    monkeypatch.setattr(
+        "webapp.services.connections.procore_client_for", lambda company_id, stats=None: client
+    )
+    # In-process worker: keep the test's in-memory database connection (no fork here).
+    monkeypatch.setattr("webapp.jobs._app_pid", os.getpid())
+    queue = get_queue("push")
+    card = world.card(world.workers[0], entries=2)
+    assert queue.count == 0
+    world.approve(card)
+    assert queue.count == 1  # many commits in a row would still leave one waiting job
+
+    SimpleWorker([queue], connection=get_redis()).work(burst=True)
+    assert len(world.sandbox.entries()) == 2
+    assert push.card_sync_states(world.company.id, [card.id])[card.id].label == "Sent"
+
+
+def test_rolled_back_change_enqueues_nothing(world, app):
+    app.config["PUSH_AUTO_ENQUEUE"] = True
+    card = world.card(world.workers[0], entries=1)
+    push.queue_status_change(card, card.status, push.TimeCardStatus.APPROVED)
+    db.session.rollback()
+    assert get_queue("push").count == 0
+
+
+def test_second_push_for_the_same_company_waits_for_the_lease_holder(world):
+    world.approve(world.card(world.workers[0], entries=1))
+    holder = push.Lease(get_redis(), f"push:lease:{world.company.id}")
+    assert holder.acquire()
+    assert push.run_push_job(world.company.id, client=world.sandbox.client()) is None
+    assert world.sandbox.entries() == []
+    assert get_redis().get(f"push:again:{world.company.id}") == b"1"
+    holder.release()
+
+    result = push.run_push_job(world.company.id, client=world.sandbox.client())
+    assert result.created == 1 and len(world.sandbox.entries()) == 1
+
+
+def test_redis_down_after_commit_keeps_the_outbox_rows(world, app):
+    app.config["PUSH_AUTO_ENQUEUE"] = True
+    app.extensions["redis"] = redis.Redis.from_url("redis://127.0.0.1:1/0")
+    card = world.approve(world.card(world.workers[0], entries=1))  # no error for the user
+    app.extensions.pop("redis")
+    assert push.card_sync_states(world.company.id, [card.id])[card.id].label == "Pending"
