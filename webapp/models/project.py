@@ -67,8 +67,8 @@ class Project(IdMixin, TimestampMixin, db.Model):
         default=TimeEntryMode.HOURS,
     )
 
-    cost_codes = relationship("CostCode", secondary=project_cost_code, lazy="selectin")
-    supervisors = relationship("User", secondary=project_supervisor, lazy="selectin")
+    cost_codes = relationship("CostCode", secondary=project_cost_code)
+    supervisors = relationship("User", secondary=project_supervisor)
 
     @property
     def has_full_address(self) -> bool:
@@ -94,7 +94,7 @@ class CostCode(IdMixin, TimestampMixin, db.Model):
     )
     active: Mapped[bool] = mapped_column(default=True)
 
-    parent = relationship("CostCode", remote_side="CostCode.id", lazy="joined")
+    parent = relationship("CostCode", remote_side="CostCode.id", lazy="joined", join_depth=1)
 
     @property
     def label(self) -> str:
