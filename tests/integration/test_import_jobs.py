@@ -139,3 +139,15 @@ def test_failed_import_records_the_reason_and_reraises(demo_connection, company,
     db.session.expire_all()
     failed = db.session.get(SyncRun, run.id)
     assert failed.status == RunStatus.FAILED and failed.error
+
+
+def test_multi_page_import_needs_exactly_one_call_per_page(
+    demo_connection, company, admin, monkeypatch
+):
+    base, _ = demo_connection
+    monkeypatch.setattr(imports, "PER_PAGE", 10)
+    run = _new_run(company, admin)
+    jobs.import_from_procore(company.id, run.id)
+    # ⌈24/10⌉ users + ⌈8/10⌉ projects + ⌈45/10⌉ codes, and no extra "empty last page" call.
+    assert _stats(base)["total"] == 3 + 1 + 5
+    assert _count(CostCode, company) == 45
