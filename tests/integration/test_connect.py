@@ -17,7 +17,7 @@ from webapp.models.base import utcnow
 from webapp.procore import tokens as tokens_module
 from webapp.procore.crypto import token_cipher
 from webapp.procore.tokens import ConnectionTokens, NeedsReauth
-from webapp.services.connections import procore_client_for
+from webapp.services.connections import mark_needs_reauth, procore_client_for
 
 INDEX = "/settings/integrations/"
 CONNECT = "/settings/integrations/procore/connect"
@@ -321,3 +321,13 @@ def test_connect_state_lives_in_redis_without_tokens_and_expires(app, admin_clie
     assert len(keys) == 1
     assert 0 < conn.pttl(keys[0]) <= 600_000
     assert set(json.loads(conn.get(keys[0]))) == {"company_id", "user_id", "created_at"}
+
+
+def test_a_second_401_marks_the_connection_for_reconnect_and_stops_jobs(app, company):
+    store_connection(company)
+    mark_needs_reauth(company.id, "Procore rejected the access token twice")
+    conn = connection(company)
+    assert conn.status == ConnectionStatus.NEEDS_REAUTH
+    assert conn.last_error == "Procore rejected the access token twice"
+    with pytest.raises(NeedsReauth):
+        procore_client_for(company.id)

@@ -119,6 +119,20 @@ def disconnect(company_id: int, user_id: int | None = None) -> DisconnectResult:
     return DisconnectResult(revoked=revoked)
 
 
+def mark_needs_reauth(company_id: int, reason: str) -> None:
+    """Stop all Procore work for the company until an admin reconnects (e.g. a second 401)."""
+    db.session.execute(
+        sa.update(ProcoreConnection)
+        .where(
+            ProcoreConnection.company_id == company_id,
+            ProcoreConnection.status == ConnectionStatus.ACTIVE,
+        )
+        .values(status=ConnectionStatus.NEEDS_REAUTH, last_error=reason[:500], updated_at=utcnow())
+    )
+    db.session.commit()
+    log.warning("audit action=procore.needs_reauth company=%s reason=%s", company_id, reason)
+
+
 def budget_status(company_id: int) -> dict | None:
     """The shared request budget's state for the connected Procore company, if known."""
     conn = get_connection(company_id)
