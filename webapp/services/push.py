@@ -852,6 +852,9 @@ class Pusher:
             self._unknown([f for f, _, _ in chunk])
             return True
         except _RateLimited as exc:
+            for f, _, _ in chunk[1:]:  # a 429 was not processed: nothing is in doubt
+                _facts_update(f.row.id, create_in_doubt=False)
+                _state_update(f.row.id, f.generation, PushState.PENDING)
             self._rate_limited(chunk[0][0], exc)
             return True
         except _Stop:
