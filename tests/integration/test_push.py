@@ -91,6 +91,8 @@ def test_running_the_push_twice_or_resubmitting_never_duplicates(world):
     world.reject(card)
     world.push()
     assert world.sandbox.entries() == []  # a rejected card takes its entries out of Procore
+    badge = push.card_sync_states(world.company.id, [card.id])[card.id]
+    assert badge.label == "Removed from Procore"
     tc.change_status(card, TimeCardStatus.SUBMITTED, worker)
     world.approve(card)
     world.push()

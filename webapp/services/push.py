@@ -1313,7 +1313,10 @@ def card_sync_states(company_id: int, card_ids) -> dict[int, CardSync]:
                 continue
             count, reason, project_id, procore_id, fix_entity, fix_id = states[state]
             if state == PushState.DONE:
-                reason = None  # "Removed from Procore" rows also count as done
+                reason = None
+                if procore_id is None:  # every done row is a removal (e.g. card rejected)
+                    label, kind = "Removed from Procore", "neutral"
+                    reason = "Taken out of Procore when the card went back for changes."
             badges[card_id] = CardSync(
                 state=str(state),
                 label=label,
