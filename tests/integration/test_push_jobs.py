@@ -57,3 +57,6 @@ def test_redis_down_after_commit_keeps_the_outbox_rows(world, app):
     card = world.approve(world.card(world.workers[0], entries=1))  # no error for the user
     app.extensions.pop("redis")
     assert push.card_sync_states(world.company.id, [card.id])[card.id].label == "Pending"
+    assert get_queue("push").count == 0
+    assert push.enqueue_all_due() == 1  # the safety net picks the company up again
+    assert get_queue("push").count == 1

@@ -181,6 +181,15 @@ def enqueue_push(company_id: int, delay: timedelta | None = None) -> bool:
     return True
 
 
+def enqueue_all_due() -> int:
+    """Enqueue a drain for every company with queued rows (a safety net for lost enqueues,
+    e.g. Redis down at commit time; the periodic scheduler or `Send now` call it)."""
+    companies = db.session.scalars(
+        sa.select(ProcorePush.company_id).where(ProcorePush.state.in_(WORK_STATES)).distinct()
+    ).all()
+    return sum(1 for company_id in companies if enqueue_push(company_id))
+
+
 # ===================================================================== the Procore side
 @dataclass
 class PushResult:
