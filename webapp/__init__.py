@@ -74,6 +74,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(bp)
     app.register_blueprint(importlib.import_module("webapp.setup.routes").bp)
     app.register_blueprint(importlib.import_module("webapp.push.routes").bp)
+    app.register_blueprint(importlib.import_module("webapp.sync.routes").bp)
 
 
 def register_security_headers(app: Flask) -> None:

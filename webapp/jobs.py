@@ -115,3 +115,12 @@ def push_timecards(company_id: int):
 
     result = run_push_job(company_id)
     return None if result is None else result.run_id
+
+
+@app_job
+def run_sync(company_id: int, run_id: int):
+    """One sync run (incremental, full reconciliation or webhook events) of a company."""
+    from webapp.services.sync_runs import execute_run
+
+    run = execute_run(company_id, run_id)
+    return None if run is None else run.id

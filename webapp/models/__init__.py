@@ -51,3 +51,14 @@ __all__ = [
     "PushAction",
     "PushState",
 ]
+
+# Sync bookkeeping (cursors, health, webhook events, conflicts).
+from webapp.models.sync import (  # noqa: E402
+    ConflictPolicy,
+    ProcoreWebhookEvent,
+    SyncConflict,
+    SyncCursor,
+    SyncState,
+)
+
+__all__ += ["ConflictPolicy", "ProcoreWebhookEvent", "SyncConflict", "SyncCursor", "SyncState"]

@@ -1,0 +1,743 @@
+"""Sync of linked users, projects and cost codes between Crewclock and Procore.
+
+The hash of a link (`ProcoreLink.payload_hash`) is the hash of the *synced values* both
+sides last agreed on, in our field names (see `procore_values` / `local_values`), so one
+hash compares against either side:
+
+- Procore's values hash == link hash  -> Procore did not change (our own echo included);
+- our values hash == link hash        -> nothing to send (steady state: 0 outbound writes);
+- both differ                         -> both changed: the conflict policy decides.
+
+Inbound: an incremental poll with `filters[updated_at]` from a cursor taken from Procore's
+clock and advanced only after a complete listing; webhooks fetch single records by id; a
+periodic full listing soft-deletes linked records missing from a *complete* listing.
+Outbound: the bulk sync endpoints, 1,000 per call, matched by Procore id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import sqlalchemy as sa
+from flask import current_app
+
+from webapp.extensions import db
+from webapp.models import (
+    CostCode,
+    EntityType,
+    IntegrationSettings,
+    ProcoreLink,
+    Project,
+    Role,
+    RunStatus,
+    SyncDirection,
+    SyncRun,
+    SyncRunItem,
+    User,
+)
+from webapp.models.base import utcnow
+from webapp.models.sync import ConflictPolicy, SyncConflict, SyncCursor, SyncState
+from webapp.procore import mapping
+from webapp.procore.mapping import COST_CODE, PROJECT, USER
+
+log = logging.getLogger(__name__)
+
+SYNC_KIND = "sync"  # incremental poll + outbound
+FULL_KIND = "sync_full"  # complete listings (deletions, cost codes) + outbound
+WEBHOOK_KIND = "sync_webhook"  # records named by webhook events, fetched by id
+SYNC_KINDS = (SYNC_KIND, FULL_KIND, WEBHOOK_KIND)
+KIND_LABELS = {SYNC_KIND: "Incremental", FULL_KIND: "Full reconciliation", WEBHOOK_KIND: "Webhook"}
+OVERLAP = timedelta(minutes=5)
+PER_PAGE = 100
+SYNC_BATCH = 1000  # Procore's limit per sync action call
+PAUSE_AFTER_FAILURES = 3
+HELD = "Changed in both Crewclock and Procore; held for review."
+NOT_SENT = "Not sent to Procore: "
+NOT_APPLIED = "Procore's change was not applied: "
+VALUES_PREFIX = "v:"
+MODELS = {USER: User, PROJECT: Project, COST_CODE: CostCode}
+SYNCED_FIELDS = {
+    USER: ("first_name", "last_name", "email", "phone", "employee_id"),
+    PROJECT: ("name", "number", "street", "city", "state", "zip", "country"),
+    COST_CODE: ("code", "name"),
+}
+DIRECTION_ATTRS = {USER: "users_direction", PROJECT: "projects_direction"}
+DIRECTION_ATTRS[COST_CODE] = "cost_codes_direction"
+
+
+class SyncRefused(Exception):
+    """A sync cannot run for this company now (not set up, not connected)."""
+
+
+# ==================================================================== values and hashes
+def _clean(value):
+    if isinstance(value, str):
+        value = value.strip() or None
+    return value
+
+
+def procore_values(entity: str, payload: dict) -> dict:
+    """The synced values of a Procore record, in our field names."""
+    fields = mapping.fields_for(entity, payload)
+    values = {key: fields.get(key) for key in SYNCED_FIELDS[entity]}
+    if entity != COST_CODE:
+        values["active"] = mapping.procore_active(entity, payload)
+    return values
+
+
+def local_values(entity: str, record) -> dict:
+    """The synced values of one of our records, normalised like procore_values."""
+    values = {key: _clean(getattr(record, key)) for key in SYNCED_FIELDS[entity]}
+    if entity == USER and values["email"]:
+        values["email"] = values["email"].lower()
+    if entity == PROJECT and values["country"]:
+        values["country"] = values["country"].upper()
+    if entity != COST_CODE:
+        values["active"] = bool(record.active)
+    return values
+
+
+def values_hash(values: dict) -> str:
+    """The hash stored on a link: the synced values both sides agree on.
+
+    Prefixed "v:" so a link still holding the set-up import's raw-payload hash is told apart.
+    """
+    return VALUES_PREFIX + mapping.payload_hash(values)[: 64 - len(VALUES_PREFIX)]
+
+
+def to_procore(entity: str, record) -> dict:
+    """The attributes a sync action sends for one of our records."""
+    values = local_values(entity, record)
+    if entity == USER:
+        return {
+            "first_name": values["first_name"],
+            "last_name": values["last_name"],
+            "email_address": values["email"],
+            "mobile_phone": values["phone"],
+            "employee_id": values["employee_id"],
+            "is_active": values["active"],
+        }
+    return {
+        "name": values["name"],
+        "project_number": values["number"],
+        "address": values["street"],
+        "city": values["city"],
+        "state_code": values["state"],
+        "zip": values["zip"],
+        "country_code": values["country"],
+        "active": values["active"],
+    }
+
+
+def _parse_time(raw) -> datetime | None:
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ==================================================================== settings and state
+def settings_for(company_id: int) -> IntegrationSettings | None:
+    return db.session.get(IntegrationSettings, company_id)
+
+
+def state_for(company_id: int) -> SyncState:
+    """The company's sync state row, created on first use."""
+    state = db.session.get(SyncState, company_id)
+    if state is None:
+        state = SyncState(
+            company_id=company_id, conflict_policy=ConflictPolicy.PROCORE_WINS, hook_id=None
+        )
+        state.consecutive_failures = 0
+        db.session.add(state)
+        db.session.flush()
+    return state
+
+
+def directions(settings: IntegrationSettings | None) -> dict[str, SyncDirection]:
+    """{entity: direction}; everything off when the company has no sync settings."""
+    if settings is None:
+        return {entity: SyncDirection.OFF for entity in MODELS}
+    return {
+        entity: SyncDirection(getattr(settings, attr) or SyncDirection.OFF)
+        for entity, attr in DIRECTION_ATTRS.items()
+    }
+
+
+def sync_enabled(settings: IntegrationSettings | None) -> bool:
+    """True when set-up is done, a Procore company is chosen and some direction is on."""
+    if settings is None or settings.procore_company_id is None:
+        return False
+    if settings.setup_completed_at is None:
+        return False
+    return any(d != SyncDirection.OFF for d in directions(settings).values())
+
+
+def cursor_for(company_id: int, entity: str) -> SyncCursor:
+    row = db.session.scalar(
+        sa.select(SyncCursor).where(
+            SyncCursor.company_id == company_id, SyncCursor.entity_type == entity
+        )
+    )
+    if row is None:
+        row = SyncCursor(company_id=company_id, entity_type=entity)
+        db.session.add(row)
+        db.session.flush()
+    return row
+
+
+# ==================================================================== Procore endpoints
+def list_endpoints(entity: str, settings: IntegrationSettings, full: bool) -> list:
+    """[(path, params)] that together list every record of `entity`."""
+    pc = settings.procore_company_id
+    if entity == USER:
+        paths = [(f"/rest/v1.0/companies/{pc}/users", {})]
+        if full:  # deactivated profiles leave the main list
+            paths.append((f"/rest/v1.0/companies/{pc}/users/inactive", {}))
+        return paths
+    if entity == PROJECT:
+        return [("/rest/v1.1/projects", {"company_id": pc, "filters[by_status]": "All"})]
+    if settings.standard_cost_code_list_id is None:
+        return []
+    return [
+        (
+            "/rest/v1.0/standard_cost_codes",
+            {"company_id": pc, "standard_cost_code_list_id": settings.standard_cost_code_list_id},
+        )
+    ]
+
+
+def show_endpoint(entity: str, pc: int, procore_id: int) -> tuple[str, dict]:
+    if entity == USER:
+        return f"/rest/v1.0/companies/{pc}/users/{procore_id}", {}
+    if entity == PROJECT:
+        return f"/rest/v1.0/projects/{procore_id}", {"company_id": pc}
+    return f"/rest/v1.0/standard_cost_codes/{procore_id}", {"company_id": pc}
+
+
+class DateWatcher:
+    """Remembers the first `Date` header Procore sends after `reset()` (its clock, not ours)."""
+
+    def __init__(self, client) -> None:
+        self.first: datetime | None = None
+        session = getattr(client, "session", None)
+        if session is not None:
+            session.hooks.setdefault("response", []).append(self._hook)
+
+    def reset(self) -> None:
+        self.first = None
+
+    def _hook(self, response, *args, **kwargs):
+        if self.first is None and response.headers.get("Date"):
+            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+                self.first = parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
+        return response
+
+
+# ==================================================================== the engine
+@dataclass
+class Tally:
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    failed: int = 0
+    deleted: int = 0
+    sent: int = 0
+    held: int = 0
+    seen: dict = field(default_factory=dict)
+
+
+class Syncer:
+    """One run's work for one company: inbound pages, fetch-by-id, missing, outbound."""
+
+    def __init__(self, company_id: int, client, run: SyncRun, now=utcnow) -> None:
+        self.company_id = company_id
+        self.client = client
+        self.run = run
+        self.now = now
+        self.settings = settings_for(company_id)
+        if self.settings is None or self.settings.procore_company_id is None:
+            raise SyncRefused("Finish the Procore set-up first (choose a Procore company).")
+        self.pc = self.settings.procore_company_id
+        self.directions = directions(self.settings)
+        self.policy = state_for(company_id).conflict_policy
+        self.tally = Tally()
+        self.dates = DateWatcher(client)
+
+    # -- the kinds of run ------------------------------------------------------------------
+    def incremental(self) -> None:
+        """Poll users and projects changed since the cursor, then send our changes."""
+        for entity in (USER, PROJECT):
+            if self.directions[entity].reads_procore:
+                self.poll(entity)
+        self.outbound()
+
+    def full(self) -> None:
+        """List everything (incl. cost codes), soft-delete what a complete listing lacks."""
+        for entity in (USER, PROJECT, COST_CODE):
+            if self.directions[entity].reads_procore:
+                self.reconcile(entity)
+        self.outbound()
+
+    # -- inbound -----------------------------------------------------------------------------
+    def poll(self, entity: str) -> None:
+        cursor = cursor_for(self.company_id, entity)
+        if cursor.cursor is None:
+            # Never synced: a full listing sets the first cursor (and catches deletions).
+            self.reconcile(entity)
+            return
+        started_local = self.now()
+        window = f"{_iso(cursor.cursor - OVERLAP)}...{_iso(started_local + timedelta(hours=1))}"
+        self.dates.reset()
+        self.run.stage = f"Reading changed {entity}s"
+        for path, params in list_endpoints(entity, self.settings, full=False):
+            self._read(entity, path, {**params, "filters[updated_at]": window})
+        # Only after the whole listing: the next run starts where this one started.
+        cursor.cursor = min(self.dates.first or started_local, started_local + OVERLAP)
+        db.session.commit()
+
+    def reconcile(self, entity: str) -> None:
+        cursor = cursor_for(self.company_id, entity)
+        started_local = self.now()
+        self.dates.reset()
+        seen: set[int] = set()
+        endpoints = list_endpoints(entity, self.settings, full=True)
+        if not endpoints:
+            return
+        self.run.stage = f"Reconciling {entity}s"
+        for path, params in endpoints:
+            seen |= self._read(entity, path, params)
+        # Reached only when every listing completed: missing now means gone from Procore.
+        self.mark_missing(entity, seen)
+        cursor.cursor = min(self.dates.first or started_local, started_local + OVERLAP)
+        cursor.last_full_at = self.now()
+        db.session.commit()
+
+    def _read(self, entity: str, path: str, params: dict) -> set[int]:
+        seen: set[int] = set()
+        for page in self.client.iter_pages(path, params, PER_PAGE):
+            ids = self.apply_payloads(entity, page.items)
+            seen |= ids
+            self.run.done += len(page.items)
+            self.run.checkpoint = {**(self.run.checkpoint or {}), "page": page.number}
+            db.session.commit()
+        return seen
+
+    def fetch_one(self, entity: str, procore_id: int) -> str:
+        """Fetch one linked record by id and apply it (404 = deleted in Procore)."""
+        from webapp.procore.errors import ProcoreNotFound
+
+        path, params = show_endpoint(entity, self.pc, procore_id)
+        try:
+            payload = self.client.get(path, params)
+        except ProcoreNotFound:
+            self.mark_missing(entity, set(), only={procore_id})
+            return "deleted"
+        if not isinstance(payload, dict):
+            return "ignored"
+        self.apply_payloads(entity, [payload])
+        return "fetched"
+
+    def apply_payloads(self, entity: str, payloads: Iterable[dict]) -> set[int]:
+        """Apply a page of Procore records to their linked records; the ids seen."""
+        by_id = {}
+        for payload in payloads:
+            pid = mapping.procore_id(payload)
+            if pid is not None:
+                by_id[pid] = payload
+        if not by_id or not self.directions[entity].reads_procore:
+            return set(by_id)
+        model = MODELS[entity]
+        pairs = db.session.execute(
+            sa.select(ProcoreLink, model)
+            .join(model, model.id == ProcoreLink.local_id)
+            .where(
+                ProcoreLink.company_id == self.company_id,
+                ProcoreLink.entity_type == EntityType(entity),
+                ProcoreLink.procore_id.in_(list(by_id)),
+                model.company_id == self.company_id,
+            )
+        ).all()
+        for link, record in pairs:
+            self.decide(entity, link, record, by_id[link.procore_id])
+        return set(by_id)
+
+    def decide(self, entity: str, link: ProcoreLink, record, payload: dict) -> str:
+        """Apply one Procore record to its linked record as direction and policy say."""
+        direction = self.directions[entity]
+        pv = procore_values(entity, payload)
+        lv = local_values(entity, record)
+        ph, lh = values_hash(pv), values_hash(lv)
+        link.procore_updated_at = _parse_time(payload.get("updated_at"))
+        if pv == lv:
+            link.payload_hash = ph
+            if link.sync_problem and not link.sync_problem.startswith(NOT_SENT):
+                link.sync_problem = None
+            self._close_conflicts(entity, link.local_id, "same")
+            link.last_synced_at = self.now()
+            self.tally.unchanged += 1
+            return "unchanged"
+        base = link.payload_hash or ""
+        if not base.startswith(VALUES_PREFIX) and mapping.payload_hash(payload) == base:
+            # Still the import's raw-payload hash and Procore is as imported: adopt its values
+            # as the base, so a difference now is a local edit for the outbound pass.
+            base = link.payload_hash = ph
+        if base.startswith(VALUES_PREFIX):
+            procore_changed, local_changed = ph != base, lh != base
+        else:  # an old base we cannot compare locally: Procore changed since the import
+            procore_changed, local_changed = True, False
+        if not procore_changed:
+            self.tally.unchanged += 1  # any difference is ours; the outbound pass sends it
+            return "unchanged"
+        both = local_changed and direction == SyncDirection.BOTH
+        if both and self.policy == ConflictPolicy.HOLD:
+            return self._hold(entity, link, record, lv, pv)
+        if not direction.reads_procore:
+            link.payload_hash = ph  # Crewclock owns it: the outbound pass overwrites Procore
+            return "unchanged"
+        return self._apply(entity, link, record, pv, ph)
+
+    def _apply(self, entity: str, link: ProcoreLink, record, pv: dict, ph: str) -> str:
+        problems = self.problems(entity, record, pv)
+        label = mapping.display_name(entity, pv) or f"Procore #{link.procore_id}"
+        if problems:
+            reason = NOT_APPLIED + " ".join(problems)
+            link.sync_problem = reason
+            self._item(entity, link, label, "skipped", reason)
+            self.tally.skipped += 1
+            return "skipped"
+        for key, value in pv.items():
+            setattr(record, key, value)
+        link.payload_hash = ph
+        link.sync_problem = None
+        link.last_synced_at = self.now()
+        self._close_conflicts(entity, link.local_id, "procore")
+        self._item(entity, link, label, "updated", None)
+        self.tally.updated += 1
+        return "updated"
+
+    def _hold(self, entity, link, record, lv, pv) -> str:
+        existing = db.session.scalar(
+            sa.select(SyncConflict).where(
+                SyncConflict.company_id == self.company_id,
+                SyncConflict.entity_type == entity,
+                SyncConflict.local_id == link.local_id,
+                SyncConflict.resolved_at.is_(None),
+            )
+        )
+        label = mapping.display_name(entity, lv)
+        if existing is None:
+            db.session.add(
+                SyncConflict(
+                    company_id=self.company_id,
+                    entity_type=entity,
+                    local_id=link.local_id,
+                    procore_id=link.procore_id,
+                    label=label[:300],
+                    local_values=lv,
+                    procore_values=pv,
+                )
+            )
+        else:
+            existing.local_values, existing.procore_values = lv, pv
+        link.sync_problem = HELD
+        self._item(entity, link, label, "skipped", HELD)
+        self.tally.held += 1
+        self.tally.skipped += 1
+        return "held"
+
+    def _close_conflicts(self, entity: str, local_id: int, resolution: str) -> None:
+        db.session.execute(
+            sa.update(SyncConflict)
+            .where(
+                SyncConflict.company_id == self.company_id,
+                SyncConflict.entity_type == entity,
+                SyncConflict.local_id == local_id,
+                SyncConflict.resolved_at.is_(None),
+            )
+            .values(resolved_at=self.now(), resolution=resolution)
+        )
+
+    def problems(self, entity: str, record, pv: dict) -> list[str]:
+        """Why Procore's values cannot be applied to our record (empty when they can)."""
+        check = dict(pv)
+        if entity == USER:
+            check["username"] = record.username
+        found = list(mapping.field_problems(entity, check).values())
+        if entity == USER:
+            if pv["email"] and pv["email"] != (record.email or "").lower():
+                taken = db.session.scalar(
+                    sa.select(User.id).where(
+                        sa.func.lower(User.email) == pv["email"], User.id != record.id
+                    )
+                )
+                if taken:
+                    found.append("Another Crewclock user already has this email.")
+            if pv["employee_id"] and pv["employee_id"] != record.employee_id:
+                taken = db.session.scalar(
+                    sa.select(User.id).where(
+                        User.company_id == self.company_id,
+                        User.employee_id == pv["employee_id"],
+                        User.id != record.id,
+                    )
+                )
+                if taken:
+                    found.append("Another user here already has this employee ID.")
+            if not pv["active"] and self._last_admin(record):
+                found.append("Deactivating them would leave the company without an admin.")
+        if entity == COST_CODE and pv["code"] != record.code:
+            taken = db.session.scalar(
+                sa.select(CostCode.id).where(
+                    CostCode.company_id == self.company_id,
+                    CostCode.code == pv["code"],
+                    CostCode.id != record.id,
+                )
+            )
+            if taken:
+                found.append("Another cost code here already uses this code.")
+        return found
+
+    def _last_admin(self, record) -> bool:
+        if record.role != Role.ADMIN or not record.active:
+            return False
+        others = db.session.scalar(
+            sa.select(sa.func.count(User.id)).where(
+                User.company_id == self.company_id,
+                User.role == Role.ADMIN,
+                User.active.is_(True),
+                User.id != record.id,
+            )
+        )
+        return not others
+
+    def mark_missing(self, entity: str, seen: set[int], only: set[int] | None = None) -> None:
+        """Soft-delete linked records missing from a complete listing (or 404 by id)."""
+        if not self.directions[entity].reads_procore:
+            return
+        model = MODELS[entity]
+        query = (
+            sa.select(ProcoreLink, model)
+            .join(model, model.id == ProcoreLink.local_id)
+            .where(
+                ProcoreLink.company_id == self.company_id,
+                ProcoreLink.entity_type == EntityType(entity),
+                model.company_id == self.company_id,
+            )
+        )
+        if only is not None:
+            query = query.where(ProcoreLink.procore_id.in_(list(only)))
+        for link, record in db.session.execute(query):
+            if link.procore_id in seen:
+                continue
+            reason = "Deleted in Procore; kept here as inactive."
+            if link.sync_problem != reason:
+                link.sync_problem = reason
+            if not record.active:
+                continue
+            if entity == USER and self._last_admin(record):
+                link.sync_problem = "Deleted in Procore, but they are the last admin here."
+                continue
+            record.active = False
+            link.payload_hash = values_hash(local_values(entity, record))
+            link.last_synced_at = self.now()
+            self._item(entity, link, _label(entity, record), "deleted", reason)
+            self.tally.deleted += 1
+        db.session.flush()
+
+    # -- outbound ----------------------------------------------------------------------------
+    def outbound(self) -> None:
+        """Send our changed linked users and projects to Procore's sync endpoints."""
+        for entity in (USER, PROJECT):
+            if self.directions[entity].writes_procore:
+                self._send(entity)
+
+    def _changed_local(self, entity: str) -> list:
+        model = MODELS[entity]
+        rows = db.session.execute(
+            sa.select(ProcoreLink, model)
+            .join(model, model.id == ProcoreLink.local_id)
+            .where(
+                ProcoreLink.company_id == self.company_id,
+                ProcoreLink.entity_type == EntityType(entity),
+                model.company_id == self.company_id,
+            )
+            .order_by(ProcoreLink.id)
+        ).all()
+        changed = []
+        for link, record in rows:
+            if link.sync_problem and not link.sync_problem.startswith(NOT_SENT):
+                continue  # held for review, or Procore's version is unusable / deleted
+            if not (link.payload_hash or "").startswith(VALUES_PREFIX):
+                continue  # no agreed base yet: the first full listing sets one
+            lh = values_hash(local_values(entity, record))
+            if lh != link.payload_hash:
+                changed.append((link, record, lh))
+        return changed
+
+    def _send(self, entity: str) -> None:
+        from webapp.procore.errors import body_message
+
+        changed = self._changed_local(entity)
+        if not changed:
+            return
+        self.run.stage = f"Sending {entity}s to Procore"
+        if entity == USER:
+            path, scope = f"/rest/v1.0/companies/{self.pc}/users/sync", {}
+        else:
+            path, scope = "/rest/v1.0/projects/sync", {"company_id": self.pc}
+        for start in range(0, len(changed), SYNC_BATCH):
+            batch = changed[start : start + SYNC_BATCH]
+            updates = [{"id": link.procore_id, **to_procore(entity, rec)} for link, rec, _ in batch]
+            reply = self.client.patch(path, json={**scope, "updates": updates}, idempotent=True)
+            reply = reply if isinstance(reply, dict) else {}
+            ok = {}
+            for item in reply.get("entities") or []:
+                if isinstance(item, dict) and mapping.procore_id(item) is not None:
+                    ok[mapping.procore_id(item)] = item
+            errors = {}
+            for item in reply.get("errors") or []:
+                if isinstance(item, dict):
+                    errors[mapping.procore_id(item)] = body_message(item) or "rejected"
+            for link, record, lh in batch:
+                label = _label(entity, record)
+                if link.procore_id in ok:
+                    link.payload_hash = lh
+                    link.procore_updated_at = _parse_time(ok[link.procore_id].get("updated_at"))
+                    link.sync_problem = None
+                    link.last_synced_at = self.now()
+                    self._item(entity, link, label, "sent", None)
+                    self.tally.sent += 1
+                else:
+                    reason = NOT_SENT + errors.get(link.procore_id, "Procore did not confirm it.")
+                    link.sync_problem = reason[:2000]
+                    self._item(entity, link, label, "failed", reason)
+                    self.tally.failed += 1
+            db.session.commit()
+
+    # -- items -------------------------------------------------------------------------------
+    def _item(self, entity, link, label, outcome, reason) -> None:
+        db.session.add(
+            SyncRunItem(
+                company_id=self.company_id,
+                run_id=self.run.id,
+                entity_type=entity,
+                procore_id=link.procore_id,
+                local_id=link.local_id,
+                label=(label or "")[:300],
+                outcome=outcome,
+                reason=reason,
+            )
+        )
+
+
+def _label(entity: str, record) -> str:
+    if entity == USER:
+        return record.name
+    if entity == PROJECT:
+        return f"{record.number} {record.name}" if record.number else record.name
+    return record.label
+
+
+# ==================================================================== conflicts (admin)
+def open_conflicts(company_id: int, limit: int = 200) -> list[SyncConflict]:
+    return list(
+        db.session.scalars(
+            sa.select(SyncConflict)
+            .where(SyncConflict.company_id == company_id, SyncConflict.resolved_at.is_(None))
+            .order_by(SyncConflict.id)
+            .limit(limit)
+        )
+    )
+
+
+def resolve_conflict(company_id: int, conflict_id: int, keep: str, user_id: int | None) -> bool:
+    """Keep Procore's or Crewclock's values for a held record; False if not found/open."""
+    conflict = db.session.get(SyncConflict, conflict_id)
+    if conflict is None or conflict.company_id != company_id or conflict.resolved_at:
+        return False
+    if keep not in ("procore", "crewclock"):
+        return False
+    entity = conflict.entity_type
+    record = db.session.get(MODELS[entity], conflict.local_id)
+    link = db.session.scalar(
+        sa.select(ProcoreLink).where(
+            ProcoreLink.company_id == company_id,
+            ProcoreLink.entity_type == EntityType(entity),
+            ProcoreLink.local_id == conflict.local_id,
+        )
+    )
+    conflict.resolved_at, conflict.resolution, conflict.resolved_by_id = utcnow(), keep, user_id
+    if record is None or link is None:
+        db.session.flush()
+        return True
+    link.sync_problem = None
+    if keep == "procore":
+        for key, value in conflict.procore_values.items():
+            setattr(record, key, value)
+        link.payload_hash = values_hash(local_values(entity, record))
+    else:
+        # The base becomes Procore's version, so the next outbound pass sends ours.
+        link.payload_hash = values_hash(conflict.procore_values)
+    db.session.flush()
+    log.info(
+        "audit action=sync.conflict_resolved company=%s conflict=%s keep=%s user=%s",
+        company_id,
+        conflict_id,
+        keep,
+        user_id,
+    )
+    return True
+
+
+def set_conflict_policy(company_id: int, policy: str) -> bool:
+    try:
+        value = ConflictPolicy(policy)
+    except ValueError:
+        return False
+    state_for(company_id).conflict_policy = value
+    db.session.flush()
+    return True
+
+
+def webhook_url() -> str | None:
+    """Where Procore should POST events: PUBLIC_BASE_URL, else the redirect URI's origin."""
+    from urllib.parse import urlsplit
+
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    if not base:
+        parts = urlsplit(current_app.config.get("PROCORE_REDIRECT_URI") or "")
+        if not parts.scheme or not parts.netloc:
+            return None
+        base = f"{parts.scheme}://{parts.netloc}"
+    return f"{base}/webhooks/procore"
+
+
+def run_record(run: SyncRun, tally: Tally, stats) -> None:
+    """Copy a finished run's counts onto its row."""
+    run.updated = tally.updated + tally.sent
+    run.unchanged = tally.unchanged
+    run.skipped = tally.skipped
+    run.failed = tally.failed
+    run.deleted = tally.deleted
+    run.checkpoint = {
+        **(run.checkpoint or {}),
+        "sent": tally.sent,
+        "received": tally.updated,
+        "held": tally.held,
+    }
+    if stats is not None:
+        run.api_calls = stats.calls
+        run.http_429 = stats.rate_limited
+    run.status = RunStatus.PARTIAL if tally.failed else RunStatus.SUCCEEDED

@@ -1,0 +1,522 @@
+"""Running syncs: one run per (company, kind) at a time, the scheduler tick, webhook events,
+hook registration, and pausing after repeated failures."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import time
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.models import (
+    ConnectionStatus,
+    IntegrationSettings,
+    ProcoreConnection,
+    ProcoreLink,
+    RunStatus,
+    SyncRun,
+)
+from webapp.models.base import utcnow
+from webapp.models.sync import ProcoreWebhookEvent
+from webapp.procore.mapping import COST_CODE, PROJECT, USER
+from webapp.services import sync
+from webapp.services.sync import FULL_KIND, SYNC_KIND, WEBHOOK_KIND
+
+log = logging.getLogger(__name__)
+
+LEASE_SECONDS = 15 * 60
+STALE_AFTER = timedelta(minutes=45)  # a queued/running run older than this with no lease
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+RESOURCES = {"Company Users": USER, "Projects": PROJECT, "Standard Cost Codes": COST_CODE}
+EVENT_TYPES = ("create", "update", "delete")
+HOOK_NAMESPACE = "crewclock"
+MAX_EVENTS_PER_RUN = 5000
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+def _redis():
+    from webapp.redis_runtime import get_redis
+
+    return get_redis()
+
+
+class Lease:
+    """A Redis lease (SET NX EX): one run per (company, kind) across all workers."""
+
+    def __init__(self, redis, key: str, ttl: int = LEASE_SECONDS) -> None:
+        self.redis, self.key, self.ttl = redis, key, ttl
+        self.token = secrets.token_hex(16)
+
+    def acquire(self) -> bool:
+        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
+
+    def renew(self) -> bool:
+        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl))
+
+    def release(self) -> None:
+        self.redis.eval(_RELEASE, 1, self.key, self.token)
+
+
+def lease_key(company_id: int, kind: str) -> str:
+    return f"crewclock:sync:lease:{company_id}:{kind}"
+
+
+# ==================================================================== starting runs
+def active_run(company_id: int, kind: str) -> SyncRun | None:
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(
+            SyncRun.company_id == company_id,
+            SyncRun.kind == kind,
+            SyncRun.status.in_(ACTIVE),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+def _abandon_if_stale(run: SyncRun, redis) -> bool:
+    """Fail a run whose worker died long ago (no lease, old); True when it was abandoned."""
+    if redis.exists(lease_key(run.company_id, run.kind)):
+        return False
+    if run.created_at > utcnow() - STALE_AFTER:
+        return False
+    run.status, run.finished_at = RunStatus.FAILED, utcnow()
+    run.error = "Abandoned: the worker running it stopped."
+    db.session.commit()
+    return True
+
+
+def start_sync(
+    company_id: int, kind: str = SYNC_KIND, trigger: str = "manual", user_id: int | None = None
+) -> tuple[SyncRun | None, bool]:
+    """(run, created): queue a run of `kind`, or return the one already queued/running."""
+    from webapp import jobs
+
+    if kind not in sync.SYNC_KINDS:
+        raise ValueError(kind)
+    redis = _redis()
+    guard = f"crewclock:sync:start:{company_id}:{kind}"
+    token = secrets.token_hex(8)
+    for _ in range(50):  # two clicks at once: the second waits for the first to commit
+        if redis.set(guard, token, nx=True, ex=10):
+            break
+        time.sleep(0.02)
+    else:
+        return active_run(company_id, kind), False
+    try:
+        existing = active_run(company_id, kind)
+        if existing is not None and not _abandon_if_stale(existing, redis):
+            return existing, False
+        run = SyncRun(
+            company_id=company_id,
+            kind=kind,
+            trigger=trigger,
+            status=RunStatus.QUEUED,
+            started_by_id=user_id,
+            checkpoint={},
+            stage="Waiting for a worker",
+        )
+        db.session.add(run)
+        db.session.commit()  # commit before enqueue: the job must find its row
+        from webapp.redis_runtime import get_queue
+
+        get_queue("sync").enqueue(
+            jobs.run_sync,
+            company_id,
+            run.id,
+            job_id=f"sync-run-{run.id}",
+            job_timeout=jobs.JOB_TIMEOUT,
+            retry=jobs.JOB_RETRY,
+            result_ttl=jobs.RESULT_TTL,
+            failure_ttl=jobs.FAILURE_TTL,
+        )
+        return run, True
+    finally:
+        redis.eval(_RELEASE, 1, guard, token)
+
+
+def _client_for(company_id: int, stats):
+    from webapp.services.connections import procore_client_for
+
+    return procore_client_for(company_id, stats=stats)
+
+
+def execute_run(company_id: int, run_id: int, client=None) -> SyncRun | None:
+    """The job body: hold the (company, kind) lease, sync, record counts or the failure."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.company_id != company_id:
+        return None
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return run  # RQ ran it twice: the first finished it
+    lease = Lease(_redis(), lease_key(company_id, run.kind))
+    if not lease.acquire():
+        # Another run of this kind is still working: let RQ retry this one later.
+        raise LeaseBusy(f"another {run.kind} run is in progress for company {company_id}")
+    kind = run.kind
+    try:
+        result = _execute(run, lease, client)
+    finally:
+        lease.release()
+    if kind == WEBHOOK_KIND and result.status != RunStatus.FAILED and _pending_events(company_id):
+        enqueue_webhook_run(company_id)  # events that arrived while we were finishing
+    return result
+
+
+class LeaseBusy(RuntimeError):
+    """The (company, kind) lease is held by another run."""
+
+
+def _pending_events(company_id: int) -> bool:
+    return bool(
+        db.session.scalar(
+            sa.select(ProcoreWebhookEvent.id)
+            .where(
+                ProcoreWebhookEvent.company_id == company_id,
+                ProcoreWebhookEvent.processed_at.is_(None),
+            )
+            .limit(1)
+        )
+    )
+
+
+def _execute(run: SyncRun, lease: Lease, client) -> SyncRun:
+    from webapp.procore.client import CallStats
+    from webapp.procore.errors import NeedsReauth, ProcoreAuthError
+
+    company_id, run_id = run.company_id, run.id
+    was_failed = run.status == RunStatus.FAILED
+    stats = None
+    try:
+        run.status, run.error = RunStatus.RUNNING, None
+        run.started_at = utcnow()
+        run.finished_at = None
+        db.session.commit()
+        if client is None:
+            stats = CallStats()
+            client = _client_for(company_id, stats)
+        else:
+            stats = getattr(client, "stats", None)
+        calls_before = stats.calls if stats is not None else 0
+        limited_before = stats.rate_limited if stats is not None else 0
+        syncer = sync.Syncer(company_id, client, run)
+        ensure_webhook(company_id, client)
+        if run.kind == FULL_KIND:
+            syncer.full()
+        elif run.kind == WEBHOOK_KIND:
+            process_events(syncer, lease)
+            syncer.outbound()
+        else:
+            syncer.incremental()
+        sync.run_record(run, syncer.tally, None)
+        if stats is not None:
+            run.api_calls = stats.calls - calls_before
+            run.http_429 = stats.rate_limited - limited_before
+        run.finished_at, run.stage = utcnow(), None
+        state = sync.state_for(company_id)
+        state.consecutive_failures = 0
+        state.last_success_at = run.finished_at
+        db.session.commit()
+        return run
+    except Exception as exc:
+        db.session.rollback()
+        _record_failure(run_id, exc, was_failed, stats)
+        if isinstance(exc, (NeedsReauth, ProcoreAuthError, sync.SyncRefused)):
+            return db.session.get(SyncRun, run_id)  # a retry cannot help; the banner says why
+        raise
+
+
+def _record_failure(run_id: int, exc: Exception, was_failed: bool, stats) -> None:
+    run = db.session.get(SyncRun, run_id)
+    run.status, run.finished_at = RunStatus.FAILED, utcnow()
+    run.error = f"{type(exc).__name__}: {exc}"[:2000]
+    if stats is not None:
+        run.api_calls, run.http_429 = stats.calls, stats.rate_limited
+    state = sync.state_for(run.company_id)
+    state.last_failure_at = run.finished_at
+    if not was_failed:  # an RQ retry of the same run is not another failure in a row
+        state.consecutive_failures = (state.consecutive_failures or 0) + 1
+    if state.consecutive_failures >= sync.PAUSE_AFTER_FAILURES and state.paused_at is None:
+        state.paused_at = utcnow()
+        state.pause_reason = (
+            f"{state.consecutive_failures} sync runs failed in a row. Last error: {run.error}"
+        )[:2000]
+        log.warning(
+            "alert action=sync.paused company=%s failures=%s",
+            run.company_id,
+            state.consecutive_failures,
+        )
+    db.session.commit()
+
+
+def resume(company_id: int) -> None:
+    """Lift an automatic pause (the admin fixed the cause)."""
+    state = sync.state_for(company_id)
+    state.paused_at, state.pause_reason, state.consecutive_failures = None, None, 0
+    db.session.flush()
+
+
+# ==================================================================== the scheduler
+def companies_to_sync() -> list[int]:
+    """Companies with an active connection, finished set-up, sync on and not paused."""
+    from webapp.models.sync import SyncState
+
+    rows = db.session.execute(
+        sa.select(IntegrationSettings, SyncState.paused_at)
+        .join(ProcoreConnection, ProcoreConnection.company_id == IntegrationSettings.company_id)
+        .outerjoin(SyncState, SyncState.company_id == IntegrationSettings.company_id)
+        .where(ProcoreConnection.status == ConnectionStatus.ACTIVE)
+    ).all()
+    return [s.company_id for s, paused in rows if paused is None and sync.sync_enabled(s)]
+
+
+def tick(now: datetime | None = None, company_ids: list[int] | None = None) -> list[str]:
+    """One scheduler tick: start each due periodic run once per time bucket (any number of
+    schedulers may tick; a Redis SET NX on the bucket lets exactly one enqueue)."""
+    now = now or utcnow()
+    config = current_app.config
+    periods = {
+        SYNC_KIND: int(config.get("SYNC_INTERVAL_SECONDS", 900)),
+        FULL_KIND: int(config.get("SYNC_FULL_INTERVAL_SECONDS", 24 * 3600)),
+    }
+    redis = _redis()
+    started = []
+    for company_id in companies_to_sync() if company_ids is None else company_ids:
+        for kind, period in periods.items():
+            bucket = int(now.timestamp()) // period
+            key = f"crewclock:sync:tick:{company_id}:{kind}:{bucket}"
+            if not redis.set(key, "1", nx=True, ex=period * 2):
+                continue  # another scheduler (or an earlier tick) took this bucket
+            run, created = start_sync(company_id, kind, trigger="schedule")
+            if created:
+                started.append(f"{company_id}:{kind}:{bucket}")
+    return started
+
+
+def scheduler_loop(every: float = 30.0, stop=None) -> None:
+    """`flask sync-scheduler`: tick forever (safe to run on several machines)."""
+    while stop is None or not stop():
+        try:
+            for started in tick():
+                log.info("sync scheduled %s", started)
+        except Exception:  # keep ticking through a Redis/DB blip
+            db.session.rollback()
+            log.exception("sync scheduler tick failed")
+        db.session.remove()
+        time.sleep(every)
+
+
+# ==================================================================== webhooks
+class BadEvent(ValueError):
+    """The webhook body is not a Procore event we understand."""
+
+
+def _int(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def check_secret(header: str | None) -> bool:
+    """The Authorization header equals WEBHOOK_SECRET (constant time; empty secret = never)."""
+    secret = current_app.config.get("WEBHOOK_SECRET") or ""
+    if not secret or header is None:
+        return False
+    return hmac.compare_digest(header.encode(), secret.encode())
+
+
+def receive_event(body) -> tuple[ProcoreWebhookEvent | None, bool]:
+    """Store one event once; (event, new). BadEvent when the body is not an event."""
+    if not isinstance(body, dict):
+        raise BadEvent("body must be a JSON object")
+    event_type = body.get("event_type") or body.get("reason")
+    resource_name = body.get("resource_name") or body.get("resource_type")
+    resource_id = _int(body.get("resource_id"))
+    ulid = body.get("ulid") if isinstance(body.get("ulid"), str) else None
+    event_id = _int(body.get("id"))
+    if ulid is None and isinstance(body.get("id"), str) and len(body["id"]) == 26:
+        ulid = body["id"]  # v4.0 payloads: the id is the ULID
+    if event_type not in EVENT_TYPES or not isinstance(resource_name, str):
+        raise BadEvent("event_type and resource_name are required")
+    if resource_id is None or (ulid is None and event_id is None):
+        raise BadEvent("resource_id and an event id are required")
+    if ulid is not None and len(ulid) > 40:
+        raise BadEvent("ulid is too long")
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+    procore_company = _int(body.get("company_id"))
+    company_id = None
+    if procore_company is not None:
+        company_id = db.session.scalar(
+            sa.select(ProcoreConnection.company_id)
+            .where(ProcoreConnection.procore_company_id == procore_company)
+            .order_by(ProcoreConnection.company_id)
+            .limit(1)
+        )
+    source_app = metadata.get("source_application_id")
+    event = ProcoreWebhookEvent(
+        company_id=company_id,
+        dedupe_key=f"ulid:{ulid}" if ulid else f"id:{event_id}",
+        procore_company_id=procore_company,
+        resource_name=resource_name[:80],
+        resource_id=resource_id,
+        event_type=event_type,
+        source_application_id=str(source_app)[:120] if source_app is not None else None,
+        event_timestamp=str(body.get("timestamp") or "")[:40] or None,
+    )
+    db.session.add(event)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return None, False
+    return event, True
+
+
+def enqueue_webhook_run(company_id: int) -> SyncRun | None:
+    """Queue a webhook run for the company unless one is already waiting."""
+    settings = sync.settings_for(company_id)
+    if not sync.sync_enabled(settings) or sync.state_for(company_id).paused_at is not None:
+        db.session.commit()
+        return None
+    run, _ = start_sync(company_id, WEBHOOK_KIND, trigger="webhook")
+    return run
+
+
+def process_events(syncer: sync.Syncer, lease: Lease) -> None:
+    """Apply the company's pending webhook events: our own echoes and unlinked records are
+    marked done without a call; every other record is fetched once by id (its current
+    state, so duplicates, reordering and update-after-delete all end right)."""
+    from webapp.models import EntityType
+
+    company_id = syncer.company_id
+    client_id = current_app.config.get("PROCORE_CLIENT_ID")
+    while True:
+        events = list(
+            db.session.scalars(
+                sa.select(ProcoreWebhookEvent)
+                .where(
+                    ProcoreWebhookEvent.company_id == company_id,
+                    ProcoreWebhookEvent.processed_at.is_(None),
+                )
+                .order_by(ProcoreWebhookEvent.id)
+                .limit(MAX_EVENTS_PER_RUN)
+            )
+        )
+        if not events:
+            return
+        now = utcnow()
+        wanted: dict[tuple[str, int], list] = {}
+        for event in events:
+            entity = RESOURCES.get(event.resource_name)
+            if entity is None:
+                event.outcome = "ignored: not a synced resource"
+            elif client_id and event.source_application_id == client_id:
+                event.outcome = "ignored: our own change"
+            else:
+                wanted.setdefault((entity, event.resource_id), []).append(event)
+            event.processed_at = now
+        linked = set()
+        for entity in {e for e, _ in wanted}:
+            ids = [pid for e, pid in wanted if e == entity]
+            rows = db.session.scalars(
+                sa.select(ProcoreLink.procore_id).where(
+                    ProcoreLink.company_id == company_id,
+                    ProcoreLink.entity_type == EntityType(entity),
+                    ProcoreLink.procore_id.in_(ids),
+                )
+            )
+            linked |= {(entity, pid) for pid in rows}
+        for key, group in wanted.items():
+            entity, procore_id = key
+            if key not in linked or not syncer.directions[entity].reads_procore:
+                outcome = "ignored: not linked or not synced from Procore"
+            else:
+                outcome = syncer.fetch_one(entity, procore_id)
+                lease.renew()
+            for event in group:
+                event.outcome = outcome
+        syncer.run.done += len(events)
+        db.session.commit()
+
+
+def ensure_webhook(company_id: int, client) -> None:
+    """Register our hook and its triggers on the connection's Procore company, once."""
+    from webapp.procore.errors import ProcoreError
+
+    state = sync.state_for(company_id)
+    settings = sync.settings_for(company_id)
+    url = sync.webhook_url()
+    secret = current_app.config.get("WEBHOOK_SECRET")
+    if not (settings and settings.procore_company_id and url and secret):
+        return
+    if not any(d.reads_procore for d in sync.directions(settings).values()):
+        return
+    pc = settings.procore_company_id
+    if state.hook_id is not None and state.hook_procore_company_id == pc:
+        return
+    try:
+        hooks = client.get(
+            "/rest/v1.0/webhooks/hooks", {"company_id": pc, "namespace": HOOK_NAMESPACE}
+        )
+        hook = next(
+            (h for h in hooks or [] if isinstance(h, dict) and h.get("destination_url") == url),
+            None,
+        )
+        body = {
+            "api_version": "v2.0",
+            "namespace": HOOK_NAMESPACE,
+            "destination_url": url,
+            "destination_headers": {"Authorization": secret},
+        }
+        if hook is None:
+            hook = client.post(
+                "/rest/v1.0/webhooks/hooks", json={"company_id": pc, "hook": body}, idempotent=False
+            )
+        else:  # make sure Procore sends the current secret
+            client.patch(
+                f"/rest/v1.0/webhooks/hooks/{hook['id']}", json={"company_id": pc, "hook": body}
+            )
+        triggers_path = f"/rest/v1.0/webhooks/hooks/{hook['id']}/triggers"
+        existing = client.get(triggers_path, {"company_id": pc})
+        have = {
+            (t.get("resource_name"), t.get("event_type"))
+            for t in existing or []
+            if isinstance(t, dict)
+        }
+        for resource in RESOURCES:
+            for event_type in ("create", "update", "delete"):
+                if (resource, event_type) in have:
+                    continue
+                client.post(
+                    f"/rest/v1.0/webhooks/hooks/{hook['id']}/triggers",
+                    json={
+                        "company_id": pc,
+                        "api_version": "v2.0",
+                        "trigger": {"resource_name": resource, "event_type": event_type},
+                    },
+                    idempotent=True,
+                )
+        state.hook_id, state.hook_procore_company_id, state.hook_error = hook["id"], pc, None
+    except ProcoreError as exc:
+        # Webhooks only speed things up; polling keeps working without them.
+        state.hook_error = str(exc)[:2000]
+        log.warning("webhook registration failed company=%s: %s", company_id, exc)
+    db.session.commit()

@@ -1,0 +1,1 @@
+"""Sync history, 'Sync now', conflict review and the Procore webhook receiver."""
