@@ -1,0 +1,158 @@
+"""The Procore webhook receiver and webhook-driven sync (reliability.md E5, D8)."""
+
+import json
+import os
+import time
+
+import requests
+from rq import SimpleWorker
+
+from procore_sandbox.testing import mount_sandbox
+from tests.integration.sync_support import *  # noqa: F403
+from tests.integration.sync_support import BASE, CREWCLOCK, Sandbox, build_world, make_sandbox
+from webapp.extensions import db
+from webapp.models import RunStatus, SyncRun
+from webapp.models.sync import ProcoreWebhookEvent
+from webapp.redis_runtime import get_queue, get_redis
+from webapp.services import sync
+
+SECRET = "test-webhook-secret"
+
+
+def event(world, procore_id, ulid="01J0ABCDEFGHJKMNPQRSTVWXYZ", event_type="update", **extra):
+    return {
+        "id": 7001234567890123456,
+        "ulid": ulid,
+        "timestamp": "2026-03-02T14:05:09.123456Z",
+        "metadata": {"source_application_id": extra.pop("source", None)},
+        "user_id": 1,
+        "company_id": world.sandbox.company_id,
+        "project_id": None,
+        "api_version": "v2.0",
+        "event_type": event_type,
+        "resource_name": "Company Users",
+        "resource_id": procore_id,
+        **extra,
+    }
+
+
+def post(client, body, secret=SECRET, raw=None):
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["Authorization"] = secret
+    data = raw if raw is not None else json.dumps(body)
+    return client.post("/webhooks/procore", data=data, headers=headers, csrf=False)
+
+
+def stored() -> int:
+    return db.session.scalar(db.select(db.func.count(ProcoreWebhookEvent.id)))
+
+
+def test_webhook_without_or_with_wrong_secret_is_401_and_stores_nothing(client, world):
+    body = event(world, 1)
+    assert post(client, body, secret=None).status_code == 401
+    assert post(client, body, secret="wrong").status_code == 401
+    assert stored() == 0
+
+
+def test_oversized_or_malformed_webhook_is_rejected_and_stores_nothing(client, world):
+    assert post(client, None, raw="x" * 20_000).status_code == 413
+    assert post(client, None, raw="{not json").status_code == 400
+    assert post(client, {"event_type": "update"}).status_code == 400
+    assert stored() == 0
+
+
+def test_replayed_event_is_stored_once_and_answered_fast(client, world):
+    procore_id = next(iter(world.users))
+    started = time.perf_counter()
+    replies = [post(client, event(world, procore_id)) for _ in range(3)]
+    assert time.perf_counter() - started < 3.0
+    assert [r.status_code for r in replies] == [202, 200, 200]
+    assert stored() == 1
+    runs = db.session.scalars(db.select(SyncRun).where(SyncRun.kind == sync.WEBHOOK_KIND)).all()
+    assert len(runs) == 1 and runs[0].status == RunStatus.QUEUED
+
+
+def _work(app):
+    """Run queued sync jobs in this process (the sandbox is mounted here)."""
+    from webapp import jobs
+
+    jobs._app_pid = os.getpid()  # same process: keep the in-memory database's connection
+    worker = SimpleWorker([get_queue("sync")], connection=get_redis())
+    worker.work(burst=True)
+
+
+def test_duplicated_update_then_delete_ends_in_procores_current_state(
+    client, world, app, monkeypatch
+):
+    """D8: the same ulid three times, then an update arriving after the delete."""
+    world.run()
+    procore_id, user = next(iter(world.users.items()))
+    world.sandbox.store.update("users", procore_id, {"first_name": "Hooked"})
+    for _ in range(3):
+        post(client, event(world, procore_id, ulid="01J0AAAAAAAAAAAAAAAAAAAAAA"))
+    from webapp.services import sync_runs
+
+    monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: world.sandbox.client())
+    _work(app)
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).first_name == "Hooked"
+    world.sandbox.store.delete("users", procore_id)
+    post(client, event(world, procore_id, ulid="01J0BBBBBBBBBBBBBBBBBBBBBB", event_type="delete"))
+    post(client, event(world, procore_id, ulid="01J0CCCCCCCCCCCCCCCCCCCCCC"))  # late update
+    _work(app)
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).active is False
+    assert world.link_of("user", user.id) is not None
+
+
+def test_our_own_change_coming_back_by_webhook_costs_no_call(client, world, app, monkeypatch):
+    world.run()
+    procore_id = next(iter(world.users))
+    own = event(world, procore_id, source=app.config["PROCORE_CLIENT_ID"])
+    post(client, own)
+    from webapp.services import sync_runs
+
+    monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: world.sandbox.client())
+    world.sandbox.reset_stats()
+    _work(app)
+    stats = requests.get(f"{BASE}/_sandbox/stats", timeout=5).json()["requests"]
+    assert not any("/users/" in key for key in stats)
+    assert db.session.scalar(db.select(ProcoreWebhookEvent.outcome)) == "ignored: our own change"
+
+
+def test_edit_in_the_sandbox_ui_reaches_crewclock_through_the_webhook(app, company, monkeypatch):
+    """A person edits a user in Procore's UI; the hook we registered delivers the event to
+    our receiver, one worker fetches the user, and the change shows here within 5 s."""
+    sandbox_app, company_id = make_sandbox(app, webhooks=True)
+    sandbox_app.config["SERVER_NAME"] = None
+    with mount_sandbox(sandbox_app, BASE), mount_sandbox(app, CREWCLOCK):
+        token = requests.post(f"{BASE}/_sandbox/token", json={}, timeout=5).json()
+        sandbox = Sandbox(sandbox_app, company_id, token["access_token"])
+        world = build_world(company, sandbox)
+        from webapp.services import sync_runs
+
+        monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: sandbox.client())
+        world.run()  # registers the hook and its triggers
+        assert sync.state_for(company.id).hook_id is not None
+        db.session.commit()
+        procore_id, user = next(iter(world.users.items()))
+        record = sandbox.store.get("users", procore_id)
+        started = time.monotonic()
+        ui = sandbox_app.test_client()
+        reply = ui.post(
+            f"/companies/{company_id}/users/{procore_id}",
+            data={
+                "first_name": "Edited",
+                "last_name": record["last_name"],
+                "email_address": record["email_address"],
+                "is_active": "on",
+            },
+        )
+        assert reply.status_code == 302, reply.get_data(as_text=True)[:500]
+        deliverer = sandbox_app.extensions["sandbox_webhooks"]
+        assert deliverer.wait_idle(5)
+        _work(app)
+        db.session.expire_all()
+        assert db.session.get(type(user), user.id).first_name == "Edited"
+        assert time.monotonic() - started < 5.0
