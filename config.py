@@ -65,6 +65,14 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
 
+    # Periodic work started by `flask sync-scheduler` (any number may run; each fires once).
+    SYNC_INTERVAL_SECONDS = int(os.environ.get("SYNC_INTERVAL_SECONDS", "900"))
+    SYNC_FULL_INTERVAL_SECONDS = int(os.environ.get("SYNC_FULL_INTERVAL_SECONDS", "86400"))
+    # Time card push: send jobs right after commit; how long an in-doubt create settles
+    # before it is reconciled by origin_id.
+    PUSH_AUTO_ENQUEUE = _bool("PUSH_AUTO_ENQUEUE", True)
+    PUSH_UNKNOWN_SETTLE_SECONDS = float(os.environ.get("PUSH_UNKNOWN_SETTLE_SECONDS", "30"))
+
     PAGE_SIZE = 50
     DEMO_ADMIN_PASSWORD = os.environ.get("DEMO_ADMIN_PASSWORD", "demo-password")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
@@ -72,6 +80,9 @@ class Config:
 
 class DevelopmentConfig(Config):
     """Local development: sandbox defaults, embedded Redis."""
+
+    # So webhooks from the local sandbox work out of the box; production requires a real one.
+    WEBHOOK_SECRET = os.environ.get("WEBHOOK_SECRET", "dev-webhook-secret")
 
 
 class TestConfig(Config):

@@ -313,6 +313,10 @@ def scheduler_loop(every: float = 30.0, stop=None) -> None:
         try:
             for started in tick():
                 log.info("sync scheduled %s", started)
+            # Safety net for time card pushes whose enqueue was lost (Redis down at commit).
+            from webapp.services.push import enqueue_all_due
+
+            enqueue_all_due()
         except Exception:  # keep ticking through a Redis/DB blip
             db.session.rollback()
             log.exception("sync scheduler tick failed")
