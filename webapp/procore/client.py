@@ -401,7 +401,11 @@ class ProcoreClient:
         while True:
             attempt += 1
             if self.budget is not None:
-                waited += self.budget.acquire(max_wait=max(0.0, self.max_wait - waited))
+                try:
+                    waited += self.budget.acquire(max_wait=max(0.0, self.max_wait - waited))
+                except ProcoreRateLimited as exc:
+                    exc.method, exc.path = method, template
+                    raise
             headers = self._headers(token, url)
             started = self.clock()
             try:
