@@ -10,6 +10,28 @@ from rq import Worker
 from webapp.redis_runtime import QUEUE_NAMES, get_redis
 
 
+class CrewclockWorker(Worker):
+    """RQ's forking worker that also records a work horse's death on the job's run row.
+
+    A horse killed by the OOM killer (or any os._exit) never reaches the job's own
+    except-record-reraise, so without this the run would show "running" forever.
+    """
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        if not job.id.startswith("run-"):
+            return
+        try:
+            from webapp.services.imports import record_failure
+
+            record_failure(
+                int(job.id.removeprefix("run-")),
+                f"The worker process running it died (exit status {ret_val}).",
+            )
+        except Exception:  # never let bookkeeping stop the worker's own failure handling
+            self.log.exception("could not record the dead work horse on %s", job.id)
+
+
 def run_worker(queues: list[str] | None = None, burst: bool = False) -> bool:
     """Work the given queues (all of Crewclock's by default) until stopped."""
     from webapp.jobs import job_app
@@ -17,7 +39,7 @@ def run_worker(queues: list[str] | None = None, burst: bool = False) -> bool:
     app = job_app()
     with app.app_context():
         connection = get_redis()
-        worker = Worker(
+        worker = CrewclockWorker(
             queues or list(QUEUE_NAMES),
             connection=connection,
             job_monitoring_interval=30,
