@@ -262,9 +262,16 @@ class Stack:
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_server.url)
 
-    def fast_forward(self, seconds: float = 3600) -> None:
-        """Act as if `seconds` passed: dead workers' jobs are found, due retries are queued."""
+    def fast_forward(self, seconds: float = 600) -> None:
+        """Act as if `seconds` passed: short-lived keys (leases, flags, the dead worker's
+        scheduler lock) expire, dead workers' jobs are found, due retries are queued."""
         conn = self.redis()
+        for key in conn.scan_iter(count=1000):
+            name = key.decode()
+            if name.startswith("rq:") and not name.startswith("rq:scheduler-lock:"):
+                continue  # RQ's own bookkeeping is aged by the registry cleanup below
+            if 0 < conn.ttl(key) <= seconds:
+                conn.delete(key)
         later = time.time() + seconds
         for name in QUEUE_NAMES:
             queue = Queue(name, connection=conn)
