@@ -31,18 +31,15 @@ from sqlalchemy.orm import Session
 
 from webapp.extensions import db, oauth
 from webapp.models.procore import ConnectionStatus, ProcoreConnection
+from webapp.procore.client import ProcoreClient
 from webapp.procore.crypto import token_cipher
-
-try:
-    from webapp.procore.errors import NeedsReauth, ProcoreError
-except ImportError:  # pragma: no cover - the HTTP client's errors module lands separately
-
-    class ProcoreError(Exception):
-        """Procore could not be used for this request."""
-
-    class NeedsReauth(ProcoreError):
-        """The connection must be re-authorised by an admin ('Reconnect')."""
-
+from webapp.procore.errors import (
+    NeedsReauth,
+    ProcoreAuthError,
+    ProcoreError,
+    ProcoreRateLimited,
+    ProcoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,14 +196,15 @@ def exchange_code(code: str, verifier: str) -> dict:
             "expired). Nothing was connected. Click Connect to start again.",
         ) from exc
     except requests.HTTPError as exc:
-        raise _unavailable(exc.response) from exc
+        status = exc.response.status_code if exc.response is not None else None
+        raise _unavailable(status) from exc
     except (requests.RequestException, ValueError) as exc:
         log.warning("procore token exchange failed: %s", type(exc).__name__)
         raise _unavailable(None) from exc
 
 
-def _unavailable(response) -> ConnectFailed:
-    if response is not None and response.status_code == 429:
+def _unavailable(status: int | None) -> ConnectFailed:
+    if status == 429:
         return ConnectFailed(
             503,
             "Procore is rate-limiting requests right now, so nothing was connected. "
@@ -219,40 +217,50 @@ def _unavailable(response) -> ConnectFailed:
     )
 
 
+class IssuedToken:
+    """TokenSource for a token just issued at connect: nothing stored yet, nothing to refresh."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def access_token(self) -> str:
+        return self._token
+
+    def refresh_after_unauthorized(self, rejected_token: str) -> str:
+        raise NeedsReauth("Procore rejected the token it just issued.")
+
+
 def fetch_identity(access_token: str) -> tuple[dict, list[dict]]:
     """The companies a new token can see, and the Procore user behind it."""
-    companies = _identity_get(access_token, "/rest/v1.0/companies", {"per_page": 100})
-    if not isinstance(companies, list):
-        raise ConnectFailed(502, "Procore answered in an unexpected format. Nothing was connected.")
-    # /me includes the user's name only when asked in the context of a company.
-    first = next((c.get("id") for c in companies if isinstance(c, dict)), None)
-    me = _identity_get(access_token, "/rest/v1.0/me", {"company_id": first} if first else None)
-    if not isinstance(me, dict):
-        raise ConnectFailed(502, "Procore answered in an unexpected format. Nothing was connected.")
-    return me, companies
-
-
-def _identity_get(access_token: str, path: str, params: dict | None):
-    base = current_app.config["PROCORE_API_URL"].rstrip("/")
-    headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+    # A person is waiting on this request: one quick retry at most, never a long pause.
+    client = ProcoreClient(
+        current_app.config["PROCORE_API_URL"],
+        None,
+        IssuedToken(access_token),
+        max_attempts=2,
+        max_wait=3.0,
+    )
     try:
-        response = requests.get(base + path, headers=headers, params=params, timeout=HTTP_TIMEOUT)
-    except requests.RequestException as exc:
-        log.warning("procore GET %s failed during connect: %s", path, type(exc).__name__)
+        companies = client.get("/rest/v1.0/companies", params={"per_page": 100})
+        if not isinstance(companies, list):
+            raise ConnectFailed(502, "Procore answered in an unexpected format. Nothing was saved.")
+        # /me includes the user's name only when asked in the context of a company.
+        first = next((c.get("id") for c in companies if isinstance(c, dict)), None)
+        me = client.get("/rest/v1.0/me", params={"company_id": first} if first else None)
+    except ProcoreRateLimited as exc:
+        raise _unavailable(429) from exc
+    except ProcoreUnavailable as exc:
         raise _unavailable(None) from exc
-    log.info("procore GET %s -> %s (connect)", path, response.status_code)
-    if response.status_code == 429 or response.status_code >= 500:
-        raise _unavailable(response)
-    if response.status_code != 200:
+    except (ProcoreAuthError, ProcoreError) as exc:
+        detail = f" (HTTP {exc.status})" if exc.status else ""
         raise ConnectFailed(
             502,
-            f"Procore refused to say who you are (HTTP {response.status_code}). "
-            "Nothing was connected. Click Connect to try again.",
-        )
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise _unavailable(None) from exc
+            f"Procore refused to say who you are{detail}. Nothing was connected. "
+            "Click Connect to try again.",
+        ) from exc
+    if not isinstance(me, dict):
+        raise ConnectFailed(502, "Procore answered in an unexpected format. Nothing was saved.")
+    return me, companies
 
 
 def revoke_token(access_token: str) -> bool:

@@ -11,7 +11,9 @@ from flask import current_app
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.procore import ConnectionStatus, ProcoreConnection
+from webapp.procore.client import ProcoreClient
 from webapp.procore.crypto import token_cipher
+from webapp.procore.ratelimit import RequestBudget, budget_key
 from webapp.procore.tokens import (
     ConnectFailed,
     ConnectionTokens,
@@ -19,6 +21,7 @@ from webapp.procore.tokens import (
     fetch_identity,
     revoke_token,
 )
+from webapp.redis_runtime import get_redis
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +151,6 @@ def budget_status(company_id: int) -> dict | None:
 
 def _make_budget(procore_company_id: int):
     """The request budget every worker shares for this (OAuth app, Procore company)."""
-    try:
-        from webapp.procore.ratelimit import RequestBudget, budget_key
-    except ImportError:  # the rate limiter is optional for the connection itself
-        return None
-    from webapp.redis_runtime import get_redis
-
     key = budget_key(current_app.config["PROCORE_CLIENT_ID"], procore_company_id)
     return RequestBudget(get_redis(), key)
 
@@ -164,8 +161,6 @@ def procore_client_for(company_id: int, stats=None):
     if conn is None or conn.status != ConnectionStatus.ACTIVE or not conn.has_tokens:
         log.warning("procore work skipped company=%s: connection not active", company_id)
         raise NeedsReauth("The Procore connection needs an admin to reconnect it.")
-    from webapp.procore.client import ProcoreClient
-
     app = current_app._get_current_object()
     return ProcoreClient(
         app.config["PROCORE_API_URL"],
