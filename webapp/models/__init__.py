@@ -12,7 +12,6 @@ from webapp.models.integration import (
     TimecardTrigger,
 )
 from webapp.models.procore import ConnectionStatus, ProcoreConnection
-from webapp.models.procore import ConnectionStatus, ProcoreConnection
 from webapp.models.project import CostCode, Project, TimeEntryMode, project_cost_code
 from webapp.models.push import ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.models.staging import ProcoreStagedRecord
@@ -20,8 +19,6 @@ from webapp.models.timecard import TimeCard, TimeCardEvent, TimeCardStatus, Time
 from webapp.models.user import APPROVER_ROLES, Role, User
 
 __all__ = [
-    "ConnectionStatus",
-    "ProcoreConnection",
     "ConnectionStatus",
     "ProcoreConnection",
     "EntityType",
