@@ -331,3 +331,22 @@ def test_admin_banner_readonly_notice_uses_status_only(app, company, company_id)
     client.login(make_user(company, Role.MANAGER))
     page = client.get("/time/").get_data(as_text=True)
     assert "needs an admin to reconnect" in page and ">Reconnect</button>" not in page
+
+
+def test_b7_a_second_401_after_a_fresh_token_puts_the_connection_in_needs_reauth(app, company_id):
+    """B7: one forced refresh and one retry; the second 401 stops all work for the company."""
+    from webapp.procore.errors import ProcoreAuthError
+
+    connect(company_id, expires_in=timedelta(hours=1))
+    fake = FakeTokenServer("refresh-0")
+    api_url = app.config["PROCORE_API_URL"] + "/rest/v1.0/projects"
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, token_url(app), callback=fake)
+        rsps.get(api_url, status=401, json={"errors": "The access token is invalid"})
+        client = procore_client_for(company_id)
+        with pytest.raises(ProcoreAuthError):
+            client.get("/rest/v1.0/projects", params={"company_id": 77})
+    assert fake.calls == 1
+    assert stored(company_id).status == ConnectionStatus.NEEDS_REAUTH
+    with pytest.raises(NeedsReauth):
+        procore_client_for(company_id)

@@ -335,6 +335,22 @@ class ConnectionTokens:
         """After a 401: refresh once, unless someone already replaced the rejected token."""
         return self._refresh(rejected=rejected_token)
 
+    def rejected_after_refresh(self) -> None:
+        """A second 401 after a fresh token: stop all Procore work until an admin reconnects."""
+        table = ProcoreConnection
+        with Session(self._engine) as session, session.begin():
+            session.execute(
+                sa.update(table)
+                .where(table.company_id == self.company_id, table.status == ConnectionStatus.ACTIVE)
+                .values(
+                    status=ConnectionStatus.NEEDS_REAUTH,
+                    last_error="Procore rejected a freshly refreshed token; reconnect.",
+                    updated_at=_now(self.clock),
+                )
+                .execution_options(synchronize_session=False)
+            )
+        log.warning("audit action=procore.rejected_after_refresh company=%s", self.company_id)
+
     # internals -------------------------------------------------------------------------
     def _require_active(self, conn: ProcoreConnection | None) -> None:
         if conn is None or conn.status != ConnectionStatus.ACTIVE or not conn.has_tokens:
