@@ -5,7 +5,8 @@ import re
 from webapp.models import Role
 from webapp.services.people import time_zone_names
 
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
+# Procore imports use the login email as the username, so '@' and '+' are allowed too.
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._@+-]{2,79}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 PHONE_RE = re.compile(r"^[0-9+()\-. x]{3,40}$")
 EMPLOYEE_ID_RE = re.compile(r"^[A-Za-z0-9._\-/ ]{1,40}$")
@@ -33,7 +34,7 @@ def clean_user_input(form) -> tuple[dict, dict[str, str]]:
         errors["username"] = "Username is required."
     elif not USERNAME_RE.match(username):
         errors["username"] = (
-            "Use 3-80 lower-case letters, digits, dots, dashes or underscores, "
+            "Use 3-80 lower-case letters, digits, dots, dashes, underscores, @ or +, "
             "starting with a letter or digit."
         )
     data["username"] = username
