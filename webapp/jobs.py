@@ -4,6 +4,7 @@ Jobs run in worker processes that build their own app; each job is safe to run t
 """
 
 import os
+from datetime import timedelta
 from functools import wraps
 
 from rq import Retry
@@ -76,6 +77,24 @@ def enqueue_run(job, run) -> None:
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
     )
+
+
+# A run still queued this long after its click, with no job in Redis, lost its enqueue.
+LOST_ENQUEUE_AFTER = timedelta(seconds=5)
+
+
+def enqueue_if_lost(job, run) -> bool:
+    """Enqueue again a queued run whose job never reached Redis (it was down at the click)."""
+    from webapp.models import RunStatus
+    from webapp.models.base import utcnow
+    from webapp.redis_runtime import get_queue
+
+    if run.status != RunStatus.QUEUED or run.created_at > utcnow() - LOST_ENQUEUE_AFTER:
+        return False
+    if get_queue("imports").fetch_job(f"run-{run.id}") is not None:
+        return False
+    enqueue_run(job, run)
+    return True
 
 
 def _run_import_service(service, company_id: int, run_id: int):

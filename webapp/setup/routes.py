@@ -214,6 +214,8 @@ def stage(entity_type: str):
     db.session.commit()
     if created:
         jobs.enqueue_run(jobs.stage_procore_records, run)
+    else:
+        jobs.enqueue_if_lost(jobs.stage_procore_records, run)
     return render_fragment("setup/_progress.html", run=run, step_url=_step_url(entity_type))
 
 
@@ -255,6 +257,8 @@ def sync():
     db.session.commit()
     if created:
         jobs.enqueue_run(jobs.import_from_procore, run)
+    else:
+        jobs.enqueue_if_lost(jobs.import_from_procore, run)
     return _render_step(5, import_run=run)
 
 
