@@ -229,8 +229,8 @@ class Stack:
 
         def answers():
             try:
-                return requests.get(url + "/login", timeout=1).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(url + "/login", timeout=5).status_code == 200
+            except requests.RequestException:
                 return False
 
         wait_for(answers, 30, "the web app to answer")
