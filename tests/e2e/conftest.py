@@ -56,12 +56,22 @@ def playwright_browser(chromium):
         browser.close()
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def page(playwright_browser):
+def page(request, playwright_browser):
     context = playwright_browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
     page = context.new_page()
     yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        screenshot(page, f"FAILED-{request.node.name}")  # what the browser showed at the end
     context.close()
 
 

@@ -1,0 +1,206 @@
+"""The seed guide walked literally in a browser against the sandbox (reliability.md G1-G4).
+
+Settings → Integrations → 'Connect' → Procore login → 'Allow' → "Connected to …" (G1) →
+'Set Up' → five steps → 'Sync' with progress and a summary (G2) → a worker's time reaches
+Procore and the card's badge moves to Sent (G3) → Procore revokes the connection and the
+admin sees 'Reconnect' while a worker sees a read-only notice (G4).
+"""
+
+import os
+import re
+import signal
+from contextlib import contextmanager
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import log_in, screenshot
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = ("admin@example.com", "demo-password")
+PROCORE_ADMIN = "dana.admin@summit.example.com"  # belongs to both demo Procore companies
+PROCORE_PASSWORD = "sandbox"
+SUPERVISOR = ("supervisor@example.com", "demo-password")
+WORKER_EMAIL = "james.smith@summit.example.com"  # imported from Procore by Auto Import
+WORKER_PASSWORD = "walk-the-guide-1"
+PROJECT = "Harbor Warehouse"
+
+
+def procore_api(stack, path: str, **params):
+    """GET the sandbox's REST API as Procore's admin, the way another Procore app would."""
+    token = requests.post(
+        stack.sandbox_url + "/_sandbox/token", json={"email": PROCORE_ADMIN}, timeout=5
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    if company_id := params.pop("company_id", None):
+        headers["Procore-Company-Id"] = str(company_id)
+    response = requests.get(stack.sandbox_url + path, headers=headers, params=params, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def procore_timecard_entries(stack) -> list[dict]:
+    """Every timecard entry in the Summit Builders company at the sandbox."""
+    companies = procore_api(stack, "/rest/v1.0/companies")
+    summit = next(c["id"] for c in companies if c["name"] == "Summit Builders Inc.")
+    return procore_api(
+        stack, f"/rest/v1.0/companies/{summit}/timecard_entries", company_id=summit, per_page=1000
+    )
+
+
+def choose(select, text: str) -> None:
+    """Select the option whose label contains `text`."""
+    value = select.locator("option", has_text=text).first.get_attribute("value")
+    select.select_option(value=value)
+
+
+def log_out(page) -> None:
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_label("Email or username")).to_be_visible()
+
+
+def give_supervisor_and_password(page) -> None:
+    """Admin: the imported project gets a cost code and Sam as supervisor; the imported
+    worker gets a password."""
+    page.get_by_role("link", name="Projects").click()
+    page.get_by_role("link", name=PROJECT).click()
+    # Imported projects start with no cost codes here; the admin picks the one the crew uses.
+    choose(page.get_by_label("Cost code to add"), "Formwork")
+    page.locator("#project-cost-codes").get_by_role("button", name="Add").click()
+    expect(page.locator("#project-cost-codes table")).to_contain_text("Formwork")
+    choose(page.get_by_label("Supervisors"), "Sam Supervisor")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text(f"Project {PROJECT} was saved.")).to_be_visible()
+    page.get_by_role("link", name="Users").click()
+    page.get_by_role("link", name="Smith, James").first.click()
+    page.get_by_label("New password (optional)").fill(WORKER_PASSWORD)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("James Smith was saved.")).to_be_visible()
+
+
+@contextmanager
+def paused(process):
+    """SIGSTOP a process for the block (RQ leaves its jobs queued), then SIGCONT it."""
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+
+
+def connect_at_procore(page, stack, choice: str) -> None:
+    """Settings → Integrations → 'Connect', log in at the sandbox, then 'Allow' or 'Deny'."""
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Integrations").click()
+    page.get_by_role("button", name="Connect").click()
+    page.wait_for_url(stack.sandbox_url + "/**")
+    page.get_by_label("Email").fill(PROCORE_ADMIN)
+    page.get_by_label("Password").fill(PROCORE_PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Allow")).to_be_visible()
+    screenshot(page, f"walk-03-procore-consent-{choice.lower()}")
+    page.get_by_role("button", name=choice).click()
+    page.wait_for_url(stack.web_url + "/**")
+
+
+def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
+    log_in(page, stack.web_url, *ADMIN)
+    screenshot(page, "walk-01-logged-in")
+
+    # G1: connect through the sandbox's real OAuth pages.
+    connect_at_procore(page, stack, "Allow")
+    # Dana's login sees two Procore companies; step 1 picks one, so the card names her.
+    expect(page.get_by_text(re.compile(r"Connected to\s+Dana Whitfield"))).to_be_visible()
+    expect(page.get_by_text("Summit Builders Inc., Ridgeline Concrete LLC")).to_be_visible()
+    screenshot(page, "walk-04-integrations-connected")
+
+    # G2: 'Set Up' → the five steps → 'Sync'.
+    page.get_by_role("link", name="Set Up").click()
+    expect(page.get_by_role("heading", name=re.compile("Procore company"))).to_be_visible()
+    page.get_by_label("Procore company").select_option(label="Summit Builders Inc.")
+    expect(page.get_by_label("Global (Standard) Cost Code List")).to_be_visible()
+    page.get_by_label("Global (Standard) Cost Code List").select_option(label="Standard Cost Codes")
+    screenshot(page, "walk-05-step1-company")
+    page.get_by_role("button", name="Next").click()
+
+    expect(page.get_by_role("heading", name="2. Users")).to_be_visible()
+    expect(page.locator("#stage-summary")).to_be_visible(timeout=30_000)
+    screenshot(page, "walk-06-step2-users")
+    page.get_by_role("button", name="Next").click()
+
+    expect(page.get_by_role("heading", name="3. Projects")).to_be_visible()
+    expect(page.locator("#stage-summary")).to_be_visible(timeout=30_000)
+    screenshot(page, "walk-07-step3-projects")
+    page.get_by_role("button", name="Next").click()
+
+    expect(page.get_by_role("heading", name="4. Cost codes")).to_be_visible()
+    expect(page.locator("#stage-summary")).to_be_visible(timeout=30_000)
+    screenshot(page, "walk-08-step4-cost-codes")
+    page.get_by_role("button", name="Next").click()
+
+    expect(page.get_by_role("heading", name="5. Sync settings")).to_be_visible()
+    screenshot(page, "walk-09-step5-sync-settings")
+    # Hold the worker so the page shows the run waiting with 'Sync' disabled, then let it go.
+    with paused(stack.processes["worker"]):
+        page.get_by_role("button", name="Sync").click()
+        expect(page.get_by_text("Waiting for a worker…")).to_be_visible()
+        expect(page.get_by_role("button", name="Sync")).to_be_disabled()
+        screenshot(page, "walk-10-import-waiting")
+    expect(page.locator("#run-summary")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Import finished.")).to_be_visible()
+    summary = dict(
+        zip(
+            page.locator("#run-summary dt").all_inner_texts(),
+            page.locator("#run-summary dd").all_inner_texts(),
+            strict=True,
+        )
+    )
+    assert int(summary["Created"]) > 0 and summary["Failed"] == "0", summary
+    # The guideline breakers are listed with the reason they were skipped.
+    expect(
+        page.get_by_role("cell", name="Email address is missing. Username is missing.")
+    ).to_be_visible()
+    screenshot(page, "walk-11-import-summary")
+
+    # G3: an imported worker's approved time reaches Procore.
+    give_supervisor_and_password(page)
+    log_out(page)
+    log_in(page, stack.web_url, WORKER_EMAIL, WORKER_PASSWORD)
+    page.get_by_role("link", name="My time").click()
+    row = page.locator("tr.editing")
+    row.get_by_label("Project").select_option(label=PROJECT)
+    expect(row.get_by_label("Cost code")).to_contain_text("Formwork")
+    choose(row.get_by_label("Cost code"), "Formwork")
+    row.get_by_label("Hours").fill("7.5")
+    row.get_by_label("Notes").fill("Forms on the north wall")
+    row.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("cell", name="Forms on the north wall")).to_be_visible()
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#card")).to_contain_text("Submitted")
+    screenshot(page, "walk-12-worker-submitted")
+    log_out(page)
+
+    log_in(page, stack.web_url, *SUPERVISOR)
+    page.get_by_role("link", name="Time cards to approve").click()
+    page.get_by_role("row", name=re.compile("James Smith")).get_by_role(
+        "link", name="Review"
+    ).click()
+    badge = page.locator(".sync-status .badge")
+    with paused(stack.processes["worker"]):
+        page.get_by_role("button", name="Approve").click()
+        expect(badge).to_have_text("Pending")
+        screenshot(page, "walk-13-card-pending")
+    expect(badge).to_have_text("Sent", timeout=30_000)
+    screenshot(page, "walk-14-card-sent-to-procore")
+
+    entries = procore_timecard_entries(stack)
+    assert len(entries) == 1, entries
+    entry = entries[0]
+    assert entry["origin_id"].startswith("crewclock-entry-")
+    assert entry["hours"] == "7.5"
+    assert entry["party"]["name"] == "James Smith"
+    assert entry["project"]["name"] == PROJECT
+    assert entry["cost_code"]["full_code"] == "03-100"
+    assert entry["description"] == "Forms on the north wall"
