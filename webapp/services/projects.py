@@ -1,7 +1,7 @@
 """Projects of a company: search, create, edit, supervisors and the cost codes they use."""
 
 import sqlalchemy as sa
-from sqlalchemy.orm import lazyload
+from sqlalchemy.orm import lazyload, selectinload
 
 from webapp.extensions import db
 from webapp.models import APPROVER_ROLES, CostCode, Project, User, project_cost_code
@@ -38,11 +38,12 @@ PROJECT_FIELDS = (
 
 def search_projects(company_id: int, q: str = "") -> sa.Select:
     """Projects of the company matching `q` in name, number or city, by name."""
-    # The table shows counts, not the lists: skip loading every project's cost codes.
+    # The table shows counts, not the lists: skip loading every project's cost codes; it
+    # does list supervisors, so load them for the whole page in one query (not one per row).
     query = (
         sa.select(Project)
         .where(Project.company_id == company_id)
-        .options(lazyload(Project.cost_codes))
+        .options(lazyload(Project.cost_codes), selectinload(Project.supervisors))
     )
     q = (q or "").strip()
     if q:
