@@ -1,6 +1,6 @@
 """Settings → Integrations → Procore → 'Set Up': five steps as fragments of one page."""
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
 from webapp import jobs
@@ -10,6 +10,7 @@ from webapp.models import RunStatus, SyncDirection, TimecardTrigger
 from webapp.models.base import utcnow
 from webapp.pagination import paginate
 from webapp.procore import mapping
+from webapp.procore.errors import ProcoreError
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
 from webapp.services import imports, links
 from webapp.setup import forms
@@ -142,8 +143,10 @@ def save_step(step: int):
         if settings.procore_company_id is None:
             errors["procore_company_id"] = "Choose the Procore company."
         else:
-            lists = imports.cost_code_lists(current_company_id())
+            lists, unavailable = _cost_code_lists()
             values, errors = forms.validate_step1(request.form, lists)
+            if unavailable:
+                errors["standard_cost_code_list_id"] = unavailable
             if not errors:
                 settings.standard_cost_code_list_id = values["id"]
                 settings.standard_cost_code_list_name = values["name"]
@@ -172,19 +175,32 @@ def choose_company():
         db.session.rollback()
         return _render_step(1, 422, errors={"procore_company_id": error})
     db.session.commit()
-    return _render_step(1, lists=imports.cost_code_lists(current_company_id()))
+    lists, unavailable = _cost_code_lists()
+    errors = {"standard_cost_code_list_id": unavailable} if unavailable else None
+    return _render_step(1, errors=errors, lists=lists)
 
 
 @bp.get("/lists")
 @admin_required
 def cost_code_lists():
     """Step 1: the chosen company's standard cost code lists (a small Procore lookup)."""
+    lists, unavailable = _cost_code_lists()
     return render_fragment(
         "setup/_lists_field.html",
         settings=_settings(),
-        lists=imports.cost_code_lists(current_company_id()),
-        errors={},
+        lists=lists,
+        errors={"standard_cost_code_list_id": unavailable} if unavailable else {},
     )
+
+
+def _cost_code_lists() -> tuple[list[dict], str | None]:
+    """The chosen company's lists, or none and why when Procore cannot answer (never a 500)."""
+    try:
+        return imports.cost_code_lists(current_company_id()), None
+    except ProcoreError as failure:
+        current_app.logger.warning("cost code lists unavailable: %s", type(failure).__name__)
+        db.session.rollback()
+        return [], "Procore could not list the cost code lists just now. Try again in a minute."
 
 
 @bp.post("/auto/<entity_type>")
