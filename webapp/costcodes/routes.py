@@ -113,7 +113,11 @@ def edit(cost_code_id: int):
 def projects(cost_code_id: int):
     cost_code = get_scoped_or_404(CostCode, cost_code_id)
     if not is_fragment_request():
-        return redirect(url_for("costcodes.edit", cost_code_id=cost_code.id, **request.args))
+        return redirect(
+            url_for(
+                "costcodes.edit", cost_code_id=cost_code.id, project_q=request.args.get("project_q")
+            )
+        )
     return render_fragment("costcodes/_projects.html", **projects_context(cost_code))
 
 

@@ -136,7 +136,9 @@ def edit(project_id: int):
 def cost_codes(project_id: int):
     project = get_project_or_404(project_id)
     if not is_fragment_request():
-        return redirect(url_for("projects.edit", project_id=project.id, **request.args))
+        return redirect(
+            url_for("projects.edit", project_id=project.id, code_q=request.args.get("code_q"))
+        )
     return render_fragment("projects/_cost_codes.html", **cost_codes_context(project))
 
 
