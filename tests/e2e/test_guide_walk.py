@@ -64,8 +64,8 @@ def log_out(page) -> None:
 def give_supervisor_and_password(page) -> None:
     """Admin: the imported project gets a cost code and Sam as supervisor; the imported
     worker gets a password."""
-    page.get_by_role("link", name="Projects").click()
-    page.get_by_role("link", name=PROJECT).click()
+    open_link(page, "Projects")
+    open_link(page, PROJECT)
     # Imported projects start with no cost codes here; the admin picks the one the crew uses.
     choose(page.get_by_label("Cost code to add"), "Formwork")
     page.locator("#project-cost-codes").get_by_role("button", name="Add").click()
@@ -73,8 +73,8 @@ def give_supervisor_and_password(page) -> None:
     choose(page.get_by_label("Supervisors"), "Sam Supervisor")
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text(f"Project {PROJECT} was saved.")).to_be_visible()
-    page.get_by_role("link", name="Users").click()
-    page.get_by_role("link", name="Smith, James").first.click()
+    open_link(page, "Users")
+    open_link(page, "Smith, James")
     page.get_by_label("New password (optional)").fill(WORKER_PASSWORD)
     page.get_by_role("button", name="Save").click()
     expect(page.get_by_text("James Smith was saved.")).to_be_visible()
@@ -90,10 +90,17 @@ def paused(process):
         os.kill(process.pid, signal.SIGCONT)
 
 
+def open_link(scope, name: str) -> None:
+    """Follow a link and wait for the new page to load, so htmx is ready before we act."""
+    page = getattr(scope, "page", scope)
+    with page.expect_navigation():
+        scope.get_by_role("link", name=name).first.click()
+
+
 def connect_at_procore(page, stack, choice: str) -> None:
     """Settings → Integrations → 'Connect', log in at the sandbox, then 'Allow' or 'Deny'."""
-    page.get_by_role("link", name="Settings").click()
-    page.get_by_role("link", name="Integrations").click()
+    open_link(page, "Settings")
+    open_link(page, "Integrations")
     page.get_by_role("button", name="Connect").click()
     page.wait_for_url(stack.sandbox_url + "/**")
     page.get_by_label("Email").fill(PROCORE_ADMIN)
@@ -103,6 +110,25 @@ def connect_at_procore(page, stack, choice: str) -> None:
     screenshot(page, f"walk-03-procore-consent-{choice.lower()}")
     page.get_by_role("button", name=choice).click()
     page.wait_for_url(stack.web_url + "/**")
+
+
+def sandbox_allow(page, stack) -> None:
+    """At the sandbox: log in if asked, then 'Allow'; back on Crewclock afterwards."""
+    if page.get_by_role("button", name="Log in").is_visible():
+        page.get_by_label("Email").fill(PROCORE_ADMIN)
+        page.get_by_label("Password").fill(PROCORE_PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Allow").click()
+    page.wait_for_url(stack.web_url + "/**")
+
+
+def revoke_crewclock_at_procore(stack) -> None:
+    """What removing the app in Procore's App Management does: every token it holds dies."""
+    tables = requests.get(stack.sandbox_url + "/_sandbox/export", timeout=5).json()["tables"]
+    tokens = [key for key, record in tables["access_tokens"] if not record["revoked"]]
+    assert tokens
+    for token in tokens:
+        requests.post(stack.sandbox_url + "/oauth/revoke", data={"token": token}, timeout=5)
 
 
 def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
@@ -117,7 +143,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     screenshot(page, "walk-04-integrations-connected")
 
     # G2: 'Set Up' → the five steps → 'Sync'.
-    page.get_by_role("link", name="Set Up").click()
+    open_link(page, "Set Up")
     expect(page.get_by_role("heading", name=re.compile("Procore company"))).to_be_visible()
     page.get_by_label("Procore company").select_option(label="Summit Builders Inc.")
     expect(page.get_by_label("Global (Standard) Cost Code List")).to_be_visible()
@@ -168,7 +194,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     give_supervisor_and_password(page)
     log_out(page)
     log_in(page, stack.web_url, WORKER_EMAIL, WORKER_PASSWORD)
-    page.get_by_role("link", name="My time").click()
+    open_link(page, "My time")
     row = page.locator("tr.editing")
     row.get_by_label("Project").select_option(label=PROJECT)
     expect(row.get_by_label("Cost code")).to_contain_text("Formwork")
@@ -183,10 +209,8 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     log_out(page)
 
     log_in(page, stack.web_url, *SUPERVISOR)
-    page.get_by_role("link", name="Time cards to approve").click()
-    page.get_by_role("row", name=re.compile("James Smith")).get_by_role(
-        "link", name="Review"
-    ).click()
+    open_link(page, "Time cards to approve")
+    open_link(page.get_by_role("row", name=re.compile("James Smith")), "Review")
     badge = page.locator(".sync-status .badge")
     with paused(stack.processes["worker"]):
         page.get_by_role("button", name="Approve").click()
@@ -204,3 +228,33 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     assert entry["project"]["name"] == PROJECT
     assert entry["cost_code"]["full_code"] == "03-100"
     assert entry["description"] == "Forms on the north wall"
+    log_out(page)
+
+    # G4: Procore revokes Crewclock's access; the next Procore call finds out.
+    revoke_crewclock_at_procore(stack)
+    log_in(page, stack.web_url, *ADMIN)
+    page.goto(stack.web_url + "/settings/integrations/procore/setup/step/2")
+    page.get_by_role("button", name="Refresh from Procore").click()
+    banner = page.locator("#procore-banner")
+    expect(page.get_by_text("Loading from Procore failed")).to_be_visible(timeout=30_000)
+    open_link(page, "Settings")
+    open_link(page, "Integrations")
+    expect(banner).to_contain_text("syncing is paused")
+    expect(banner.get_by_role("button", name="Reconnect")).to_be_visible()
+    expect(page.locator("#procore-card")).to_contain_text("Needs reconnect")
+    screenshot(page, "walk-15-admin-reconnect-banner")
+    log_out(page)
+
+    log_in(page, stack.web_url, WORKER_EMAIL, WORKER_PASSWORD)
+    expect(banner).to_contain_text("needs an admin to reconnect")
+    expect(banner.get_by_role("button", name="Reconnect")).to_have_count(0)
+    screenshot(page, "walk-16-worker-read-only-notice")
+    log_out(page)
+
+    # 'Reconnect' is the same Procore sign-in; afterwards the banner is gone.
+    log_in(page, stack.web_url, *ADMIN)
+    banner.get_by_role("button", name="Reconnect").click()
+    page.wait_for_url(stack.sandbox_url + "/**")
+    sandbox_allow(page, stack)
+    expect(page.get_by_text("Procore is connected.")).to_be_visible()
+    expect(banner).to_have_count(0)
