@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from tests.faults.conftest import add_user, connect_company, wait_for
@@ -22,6 +23,8 @@ from webapp.models.base import utcnow
 from webapp.models.push import ProcorePush, PushState
 from webapp.services import imports
 from webapp.services import timecards as tc
+
+pytestmark = pytest.mark.slow  # real processes, killed for real
 
 WEEK = date(2026, 3, 2)  # a Monday
 ENTRY_POST = r"/timecard_entries(/bulk_create)?$"

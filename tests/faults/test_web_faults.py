@@ -3,6 +3,7 @@
 import re
 import threading
 
+import pytest
 import requests
 import sqlalchemy as sa
 
@@ -13,6 +14,8 @@ from webapp.extensions import db
 from webapp.models import Project, RunStatus, SyncRun
 from webapp.models.base import utcnow
 from webapp.services import imports
+
+pytestmark = pytest.mark.slow  # real processes, killed for real
 
 SYNC = "/settings/integrations/procore/setup/sync"
 STEP5 = {

@@ -1,5 +1,6 @@
 """C1, C3, C8: workers killed mid-import, work horses dying, jobs timing out (real processes)."""
 
+import pytest
 import requests
 import sqlalchemy as sa
 from rq import Queue, Retry
@@ -10,6 +11,8 @@ from webapp import jobs
 from webapp.extensions import db
 from webapp.models import EntityType, ProcoreLink, RunStatus, SyncRunItem, User
 from webapp.services import imports
+
+pytestmark = pytest.mark.slow  # real processes, killed for real
 
 USERS = "/users"
 
