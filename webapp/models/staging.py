@@ -19,7 +19,13 @@ class ProcoreStagedRecord(IdMixin, db.Model):
     __tablename__ = "procore_staged_record"
     __table_args__ = (
         sa.UniqueConstraint("company_id", "entity_type", "procore_id"),
-        sa.Index("ix_procore_staged_record_list", "company_id", "entity_type", "sort_key"),
+        sa.Index(
+            "ix_procore_staged_record_list",
+            "company_id",
+            "entity_type",
+            "missing_from_procore",
+            "sort_key",
+        ),
         sa.Index("ix_procore_staged_record_match", "company_id", "entity_type", "match_key"),
     )
 

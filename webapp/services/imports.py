@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import (
     CostCode,
+    EntityType,
     IntegrationSettings,
     ProcoreLink,
     ProcoreStagedRecord,
@@ -221,14 +222,16 @@ def stage_page(company_id: int, entity_type: str, items: list, run_id: int) -> i
         )
     }
     now = utcnow()
+    columns = {c.key for c in sa.inspect(ProcoreStagedRecord).column_attrs}
+    new_rows = []
     for pid, item in by_id.items():
         row = existing.get(pid)
         new = row is None
         if new:
+            # Built outside the session and inserted below in one statement with the rest.
             row = ProcoreStagedRecord(
                 company_id=company_id, entity_type=entity_type, procore_id=pid
             )
-            db.session.add(row)
         row.payload = item
         refresh_row(row)
         if new:
@@ -236,6 +239,10 @@ def stage_page(company_id: int, entity_type: str, items: list, run_id: int) -> i
         row.seen_run_id = run_id
         row.missing_from_procore = False
         row.fetched_at = now
+        if new:
+            new_rows.append({k: v for k, v in vars(row).items() if k in columns})
+    if new_rows:
+        db.session.execute(sa.insert(ProcoreStagedRecord), new_rows)
     return len(by_id)
 
 
@@ -248,6 +255,9 @@ def _list_into_staging(
     state = (run.checkpoint or {}).get("list", {})
     if state.get("entity") != entity_type:
         state = {"entity": entity_type, "listing": 0, "page": 1}
+    # Pages read now were refreshed as they were staged; a listing found already complete
+    # may have had its cross-row checks committed before a crash, so those run in full.
+    fresh_run_id = run.id if state["listing"] < len(paths) else None
     for index in range(state["listing"], len(paths)):
         path, params = paths[index]
         page = state["page"] if index == state["listing"] else 1
@@ -281,24 +291,43 @@ def _list_into_staging(
         )
         .values(missing_from_procore=True)
     )
-    recompute_problems(run.company_id, entity_type)
+    recompute_problems(run.company_id, entity_type, fresh_run_id=fresh_run_id)
     db.session.commit()
 
 
-def recompute_problems(company_id: int, entity_type: str) -> None:
+def recompute_problems(company_id: int, entity_type: str, fresh_run_id: int | None = None) -> None:
     """Recompute every staged row's problems, including those that need the other rows
-    (duplicate emails/codes) and our records (email taken), and pre-select strong links."""
-    rows = list(
+    (duplicate emails/codes) and our records (email taken), and pre-select strong links.
+
+    Rows staged by run `fresh_run_id` were just refreshed from their payload, so only the
+    checks across rows run for them."""
+    staged = (
+        ProcoreStagedRecord.company_id == company_id,
+        ProcoreStagedRecord.entity_type == entity_type,
+        ProcoreStagedRecord.missing_from_procore.is_(False),
+    )
+    rows = list(db.session.scalars(sa.select(ProcoreStagedRecord).where(*staged)))
+    fields_by_row = {}
+    for row in rows:
+        if fresh_run_id is None or row.seen_run_id != fresh_run_id:
+            fields_by_row[row.id] = refresh_row(row)
+
+    def fields_of(row: ProcoreStagedRecord) -> dict:
+        if row.id not in fields_by_row:
+            fields_by_row[row.id] = mapping.effective_fields(entity_type, row.payload, row.edited)
+        return fields_by_row[row.id]
+
+    linked = set(
         db.session.scalars(
-            sa.select(ProcoreStagedRecord).where(
-                ProcoreStagedRecord.company_id == company_id,
-                ProcoreStagedRecord.entity_type == entity_type,
-                ProcoreStagedRecord.missing_from_procore.is_(False),
+            sa.select(ProcoreLink.procore_id).where(
+                ProcoreLink.company_id == company_id,
+                ProcoreLink.entity_type == EntityType(entity_type),
+                ProcoreLink.procore_id.in_(
+                    sa.select(ProcoreStagedRecord.procore_id).where(*staged)
+                ),
             )
         )
     )
-    fields_by_row = {row.id: refresh_row(row) for row in rows}
-    linked = links.local_ids_for(company_id, entity_type, [r.procore_id for r in rows])
     by_key = defaultdict(list)
     for row in rows:
         if row.match_key and row.procore_active and row.procore_id not in linked:
@@ -309,7 +338,7 @@ def recompute_problems(company_id: int, entity_type: str) -> None:
                 continue
             for row in row_list:
                 others = ", ".join(
-                    mapping.display_name(entity_type, fields_by_row[o.id])
+                    mapping.display_name(entity_type, fields_of(o))
                     for o in row_list
                     if o is not row
                 )
@@ -413,76 +442,166 @@ def _chosen(row: ProcoreStagedRecord, auto: bool) -> bool:
     return row.link_to_local_id is not None or auto or row.selected or row.blocked
 
 
-def _create_local(company_id: int, entity_type: str, fields: dict):
+def _local_values(company_id: int, entity_type: str, fields: dict) -> dict:
+    """The column values of a new local record made from a staged row's fields."""
     if entity_type == USER:
-        return User(
-            company_id=company_id,
-            first_name=fields["first_name"],
-            last_name=fields["last_name"],
-            username=fields["username"],
-            email=fields["email"],
-            phone=fields.get("phone"),
-            employee_id=fields.get("employee_id"),
-            role=Role(fields.get("role") or "worker"),
-            active=True,
-        )
+        return {
+            "company_id": company_id,
+            "first_name": fields["first_name"],
+            "last_name": fields["last_name"],
+            "username": fields["username"],
+            "email": fields["email"],
+            "phone": fields.get("phone"),
+            "employee_id": fields.get("employee_id"),
+            "role": Role(fields.get("role") or "worker"),
+            "active": True,
+        }
     if entity_type == PROJECT:
-        return Project(
-            company_id=company_id,
-            name=fields["name"],
-            number=fields.get("number"),
-            street=fields["street"],
-            city=fields["city"],
-            state=fields["state"],
-            zip=fields["zip"],
-            country=fields["country"],
-            active=True,
-        )
-    return CostCode(company_id=company_id, code=fields["code"], name=fields["name"], active=True)
+        return {
+            "company_id": company_id,
+            "name": fields["name"],
+            "number": fields.get("number"),
+            "street": fields["street"],
+            "city": fields["city"],
+            "state": fields["state"],
+            "zip": fields["zip"],
+            "country": fields["country"],
+            "active": True,
+        }
+    return {
+        "company_id": company_id,
+        "code": fields["code"],
+        "name": fields["name"],
+        "active": True,
+    }
 
 
-def _local_conflict(company_id: int, entity_type: str, fields: dict) -> str | None:
+def _create_local(company_id: int, entity_type: str, fields: dict):
+    return links.local_model(entity_type)(**_local_values(company_id, entity_type, fields))
+
+
+# Columns that tell a batch's new records apart in RETURNING, whose row order SQLite does
+# not promise. Records equal in all of them are interchangeable, so any pairing is right.
+_RETURNING_KEYS = {
+    USER: ("username",),
+    PROJECT: ("name", "number", "street", "city", "state", "zip", "country"),
+    COST_CODE: ("code",),
+}
+
+
+def _insert_locals(company_id: int, entity_type: str, field_list: list[dict]) -> list[int]:
+    """Insert new local records in one statement; their ids, in the order given."""
+    model = links.local_model(entity_type)
+    keys = _RETURNING_KEYS[entity_type]
+    values = [_local_values(company_id, entity_type, fields) for fields in field_list]
+    returned = db.session.execute(
+        sa.insert(model).returning(model.id, *(getattr(model, key) for key in keys)), values
+    )
+    ids_by_key = defaultdict(list)
+    for local_id, *key in returned:
+        ids_by_key[tuple(key)].append(local_id)
+    return [ids_by_key[tuple(v[key] for key in keys)].pop() for v in values]
+
+
+class _ReplayRowByRow(Exception):
+    """The bulk path met a case it does not decide itself; the batch goes row by row."""
+
+
+def _taken_keys(company_id: int, entity_type: str, field_list: list[dict]) -> dict[str, set]:
+    """Which of these records' unique keys our records already use, one query per key for
+    the whole batch: {"email"/"username" (any company, lower-cased), "employee_id", "code"}."""
+    taken: dict[str, set] = {"email": set(), "username": set(), "employee_id": set(), "code": set()}
+
+    def wanted(key: str) -> list:
+        return list({f[key] for f in field_list if f.get(key)})
+
+    if entity_type == USER:
+        for key, column in (("email", User.email), ("username", User.username)):
+            values = wanted(key)
+            if values:
+                lowered = sa.func.lower(column)
+                taken[key] = set(db.session.scalars(sa.select(lowered).where(lowered.in_(values))))
+        employee_ids = wanted("employee_id")
+        if employee_ids:
+            taken["employee_id"] = set(
+                db.session.scalars(
+                    sa.select(User.employee_id).where(
+                        User.company_id == company_id, User.employee_id.in_(employee_ids)
+                    )
+                )
+            )
+    elif entity_type == COST_CODE:
+        codes = wanted("code")
+        if codes:
+            taken["code"] = set(
+                db.session.scalars(
+                    sa.select(CostCode.code).where(
+                        CostCode.company_id == company_id, CostCode.code.in_(codes)
+                    )
+                )
+            )
+    return taken
+
+
+def _take(entity_type: str, fields: dict, taken: dict[str, set]) -> None:
+    """Count a record about to be created as using its keys (later rows of the batch)."""
+    if entity_type == USER:
+        taken["email"].add(fields["email"].lower())
+        taken["username"].add(fields["username"].lower())
+        if fields.get("employee_id"):
+            taken["employee_id"].add(fields["employee_id"])
+    elif entity_type == COST_CODE:
+        taken["code"].add(fields["code"])
+
+
+def _local_conflict(entity_type: str, fields: dict, taken: dict[str, set]) -> str | None:
     """Why creating this record would clash with one of ours (None when it would not)."""
     if entity_type == USER:
-        if db.session.scalar(
-            sa.select(User.id).where(sa.func.lower(User.email) == fields["email"])
-        ):
+        if fields["email"] in taken["email"]:
             return "Email already used by another Crewclock user."
-        if db.session.scalar(
-            sa.select(User.id).where(sa.func.lower(User.username) == fields["username"])
-        ):
+        if fields["username"] in taken["username"]:
             return "Username already taken."
-        if fields.get("employee_id") and db.session.scalar(
-            sa.select(User.id).where(
-                User.company_id == company_id, User.employee_id == fields["employee_id"]
-            )
-        ):
+        if fields.get("employee_id") and fields["employee_id"] in taken["employee_id"]:
             return f"Employee ID {fields['employee_id']} already belongs to another user."
-    elif entity_type == COST_CODE and db.session.scalar(
-        sa.select(CostCode.id).where(
-            CostCode.company_id == company_id, CostCode.code == fields["code"]
-        )
-    ):
+    elif entity_type == COST_CODE and fields["code"] in taken["code"]:
         return f"Cost code {fields['code']} already exists; link it instead."
     return None
 
 
-def _apply_row(run: SyncRun, row: ProcoreStagedRecord, auto: bool, linked: dict) -> None:
-    fields = mapping.effective_fields(row.entity_type, row.payload, row.edited)
+def _plan_row(run: SyncRun, row: ProcoreStagedRecord, auto: bool, linked: dict):
+    """(fields, action, detail) for one row: action is unchanged, skipped (detail: reason),
+    link (detail: local id), create, or None when the row was not chosen."""
     if row.procore_id in linked:
-        run.unchanged += 1
-        return
+        return None, "unchanged", None
     if not _chosen(row, auto):
-        return
+        return None, None, None
+    fields = mapping.effective_fields(row.entity_type, row.payload, row.edited)
     if row.missing_from_procore or row.seen_run_id != run.id:
         reason = "No longer in Procore (deleted or deactivated since it was listed)."
         if not row.procore_active:
             reason = "Inactive in Procore."
-        _item(run, row, fields, "skipped", reason)
+        return fields, "skipped", reason
+    if row.link_to_local_id is not None:
+        return fields, "link", row.link_to_local_id
+    if row.problems:
+        return fields, "skipped", _reasons(row.problems)
+    return fields, "create", None
+
+
+def _apply_row(run: SyncRun, row: ProcoreStagedRecord, auto: bool, linked: dict) -> None:
+    """One row on its own (the replay path): a savepoint per created record."""
+    fields, action, detail = _plan_row(run, row, auto, linked)
+    if action == "unchanged":
+        run.unchanged += 1
+        return
+    if action is None:
+        return
+    if action == "skipped":
+        _item(run, row, fields, "skipped", detail)
         return
     company_id = run.company_id
-    if row.link_to_local_id is not None:
-        target = db.session.get(links.local_model(row.entity_type), row.link_to_local_id)
+    if action == "link":
+        target = db.session.get(links.local_model(row.entity_type), detail)
         if target is None or target.company_id != company_id:
             _item(run, row, fields, "skipped", "The record chosen to link to no longer exists.")
             return
@@ -499,10 +618,8 @@ def _apply_row(run: SyncRun, row: ProcoreStagedRecord, auto: bool, linked: dict)
             return
         _item(run, row, fields, "linked", None, target.id)
         return
-    if row.problems:
-        _item(run, row, fields, "skipped", _reasons(row.problems))
-        return
-    conflict = _local_conflict(company_id, row.entity_type, fields)
+    taken = _taken_keys(company_id, row.entity_type, [fields])
+    conflict = _local_conflict(row.entity_type, fields, taken)
     if conflict:
         _item(run, row, fields, "skipped", conflict)
         return
@@ -527,6 +644,108 @@ def _apply_row(run: SyncRun, row: ProcoreStagedRecord, auto: bool, linked: dict)
     _item(run, row, fields, "created", None, record.id)
 
 
+def _apply_batch_in_bulk(run: SyncRun, entity_type: str, rows: list, auto: bool, linked: dict):
+    """Decide a whole batch with one lookup per kind of key, then insert its new records
+    and links together: [(row, fields, outcome, reason, local id)].
+
+    Raises IntegrityError or _ReplayRowByRow when the batch must be replayed row by row
+    (a clash only the unique constraints saw, a stale link on a reused id)."""
+    company_id = run.company_id
+    plans = [(row, *_plan_row(run, row, auto, linked)) for row in rows]
+    targets = {detail for _, _, action, detail in plans if action == "link"}
+    model = links.local_model(entity_type)
+    existing = set()
+    if targets:
+        existing = set(
+            db.session.scalars(
+                sa.select(model.id).where(model.company_id == company_id, model.id.in_(targets))
+            )
+        )
+    target_links = links.procore_ids_for(company_id, entity_type, existing)
+    taken = _taken_keys(
+        company_id, entity_type, [fields for _, fields, action, _ in plans if action == "create"]
+    )
+    results, new_links, creates = [], [], []
+    for row, fields, action, detail in plans:
+        if action == "link":
+            if detail not in existing:
+                reason = "The record chosen to link to no longer exists."
+                results.append((row, fields, "skipped", reason, None))
+            elif detail in target_links:
+                reason = f"Cannot link: already linked to Procore #{target_links[detail]}."
+                results.append((row, fields, "skipped", reason, None))
+            else:
+                target_links[detail] = row.procore_id
+                new_links.append((detail, row))
+                results.append((row, fields, "linked", None, detail))
+        elif action == "create":
+            conflict = _local_conflict(entity_type, fields, taken)
+            if conflict:
+                results.append((row, fields, "skipped", conflict, None))
+                continue
+            _take(entity_type, fields, taken)
+            creates.append((len(results), row, fields))
+            results.append((row, fields, "created", None, None))
+        elif action is not None:
+            results.append((row, fields, action, detail, None))
+    if creates:
+        new_ids = _insert_locals(company_id, entity_type, [fields for _, _, fields in creates])
+        # A link left behind by a deleted record whose id was reused: row by row says why.
+        if set(new_ids) & targets or links.procore_ids_for(company_id, entity_type, new_ids):
+            raise _ReplayRowByRow
+        for (index, row, fields), local_id in zip(creates, new_ids, strict=True):
+            results[index] = (row, fields, "created", None, local_id)
+            new_links.append((local_id, row))
+    if new_links:
+        now = utcnow()
+        db.session.execute(
+            sa.insert(ProcoreLink),
+            [
+                {
+                    "company_id": company_id,
+                    "entity_type": EntityType(entity_type),
+                    "local_id": local_id,
+                    "procore_id": row.procore_id,
+                    "payload_hash": mapping.payload_hash(row.payload),
+                    "last_synced_at": now,
+                }
+                for local_id, row in new_links
+            ],
+        )
+    return results
+
+
+def _apply_batch(run: SyncRun, entity_type: str, rows: list, auto: bool) -> None:
+    """Create or link one batch of staged rows: in bulk, or row by row when bulk cannot."""
+    linked = links.local_ids_for(run.company_id, entity_type, [r.procore_id for r in rows])
+    try:
+        with db.session.begin_nested():
+            results = _apply_batch_in_bulk(run, entity_type, rows, auto, linked)
+    except (IntegrityError, _ReplayRowByRow):
+        for row in rows:
+            _apply_row(run, row, auto, linked)
+        return
+    items = []
+    for row, fields, outcome, reason, local in results:
+        setattr(run, outcome, getattr(run, outcome) + 1)
+        if outcome == "unchanged":
+            continue
+        items.append(
+            {
+                "company_id": run.company_id,
+                "run_id": run.id,
+                "entity_type": entity_type,
+                "procore_id": row.procore_id,
+                "local_id": local,
+                "label": mapping.display_name(entity_type, fields)[:300],
+                "outcome": outcome,
+                "reason": reason,
+            }
+        )
+    if items:
+        db.session.execute(sa.insert(SyncRunItem), items)
+
+
 def _apply_entity(run: SyncRun, entity_type: str, auto: bool) -> None:
     """Create or link the chosen staged rows, a committed batch at a time."""
     state = (run.checkpoint or {}).get("apply", {})
@@ -546,12 +765,14 @@ def _apply_entity(run: SyncRun, entity_type: str, auto: bool) -> None:
         )
         if not rows:
             break
-        linked = links.local_ids_for(run.company_id, entity_type, [r.procore_id for r in rows])
-        for row in rows:
-            _apply_row(run, row, auto, linked)
         after_id = rows[-1].id
         run.stage = f"Importing {entity_type.replace('_', ' ')}s"
+        # The checkpoint is written first so the transaction is open before the batch's
+        # savepoint (SQLite would otherwise commit on releasing an outermost savepoint);
+        # it still commits together with the batch's records, links and items.
         _checkpoint(run, apply={"entity": entity_type, "after_id": after_id})
+        db.session.flush()
+        _apply_batch(run, entity_type, rows, auto)
         db.session.commit()
     if entity_type == COST_CODE:
         link_cost_code_parents(run.company_id)
