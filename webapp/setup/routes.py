@@ -95,7 +95,9 @@ def _step_context(step: int, errors: dict | None = None, **extra) -> dict:
     else:
         context["directions"] = list(SyncDirection)
         context["triggers"] = list(TimecardTrigger)
-        context["import_run"] = imports.latest_run(company_id, imports.IMPORT_KIND)
+        run = imports.latest_run(company_id, imports.IMPORT_KIND)
+        context["import_run"] = run
+        context["items"] = imports.run_items(run) if run is not None and run.finished else []
     context.update(extra)
     return context
 
@@ -250,8 +252,17 @@ def run_progress(run_id: int):
     entity_type = run.kind.removeprefix("stage_")
     step_url = _step_url(entity_type) if forms.entity_or_none(entity_type) else None
     items = imports.run_items(run) if run.finished and step_url is None else []
+    # The poll that sees the import end redraws step 5, so 'Sync' is enabled again.
+    wizard_url = None
+    if run.finished and run.kind == imports.IMPORT_KIND:
+        wizard_url = url_for("setup.step", step=5)
     return render_page_or_fragment(
-        "setup/run_page.html", "setup/_progress.html", run=run, step_url=step_url, items=items
+        "setup/run_page.html",
+        "setup/_progress.html",
+        run=run,
+        step_url=step_url,
+        items=items,
+        wizard_url=wizard_url,
     )
 
 
