@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 from tests.conftest import ROOT, free_port
 
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 def chromium_path() -> str | None:
@@ -75,11 +77,16 @@ def page(request, playwright_browser):
     context.close()
 
 
-def screenshot(page, name: str) -> Path:
-    """Save a screenshot as a test artefact (test-artifacts/<name>.png)."""
+def screenshot(page, name: str, docs: str | None = None) -> Path:
+    """Save a screenshot as a test artefact (test-artifacts/<name>.png). With `docs` and
+    E2E_UPDATE_DOCS_SCREENSHOTS=1, also refresh docs/screenshots/<docs>.png (viewport only,
+    so the README's images stay small); otherwise test runs never touch the docs."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
+    if docs and os.environ.get("E2E_UPDATE_DOCS_SCREENSHOTS") == "1":
+        DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_SCREENSHOTS / f"{docs}.png"))
     return path
 
 
@@ -163,6 +170,8 @@ class Stack:
 
 @pytest.fixture
 def stack(tmp_path, redis_url):
+    # The Redis server is shared by the session: drop the last stack's queues, retries and locks.
+    redis.Redis.from_url(redis_url).flushdb()
     running = Stack(tmp_path, redis_url).start()
     yield running
     running.stop()

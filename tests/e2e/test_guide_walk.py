@@ -9,6 +9,7 @@ admin sees 'Reconnect' while a worker sees a read-only notice (G4).
 import os
 import re
 import signal
+import sqlite3
 from contextlib import contextmanager
 
 import pytest
@@ -153,7 +154,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
 
     expect(page.get_by_role("heading", name="2. Users")).to_be_visible()
     expect(page.locator("#stage-summary")).to_be_visible(timeout=30_000)
-    screenshot(page, "walk-06-step2-users")
+    screenshot(page, "walk-06-step2-users", docs="setup-users")
     page.get_by_role("button", name="Next").click()
 
     expect(page.get_by_role("heading", name="3. Projects")).to_be_visible()
@@ -176,6 +177,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
         screenshot(page, "walk-10-import-waiting")
     expect(page.locator("#run-summary")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Import finished.")).to_be_visible()
+    expect(page.get_by_role("button", name="Sync")).to_be_enabled()  # settings can change again
     summary = dict(
         zip(
             page.locator("#run-summary dt").all_inner_texts(),
@@ -188,7 +190,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     expect(
         page.get_by_role("cell", name="Email address is missing. Username is missing.")
     ).to_be_visible()
-    screenshot(page, "walk-11-import-summary")
+    screenshot(page, "walk-11-import-summary", docs="import-summary")
 
     # G3: an imported worker's approved time reaches Procore.
     give_supervisor_and_password(page)
@@ -217,7 +219,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
         expect(badge).to_have_text("Pending")
         screenshot(page, "walk-13-card-pending")
     expect(badge).to_have_text("Sent", timeout=30_000)
-    screenshot(page, "walk-14-card-sent-to-procore")
+    screenshot(page, "walk-14-card-sent-to-procore", docs="timecard-sent")
 
     entries = procore_timecard_entries(stack)
     assert len(entries) == 1, entries
@@ -242,7 +244,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     expect(banner).to_contain_text("syncing is paused")
     expect(banner.get_by_role("button", name="Reconnect")).to_be_visible()
     expect(page.locator("#procore-card")).to_contain_text("Needs reconnect")
-    screenshot(page, "walk-15-admin-reconnect-banner")
+    screenshot(page, "walk-15-admin-reconnect-banner", docs="reconnect-banner")
     log_out(page)
 
     log_in(page, stack.web_url, WORKER_EMAIL, WORKER_PASSWORD)
@@ -258,3 +260,24 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     sandbox_allow(page, stack)
     expect(page.get_by_text("Procore is connected.")).to_be_visible()
     expect(banner).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"Connected to\s+Summit Builders Inc\."))).to_be_visible()
+    screenshot(page, "walk-17-integrations-reconnected", docs="integrations")
+
+
+def test_denying_at_procore_shows_a_plain_message_and_stores_nothing(stack, page):
+    log_in(page, stack.web_url, *ADMIN)
+    connect_at_procore(page, stack, "Deny")
+
+    card = page.locator("#procore-card")
+    expect(card.get_by_role("alert")).to_have_text(
+        "Procore access was not allowed, so nothing was connected. "
+        "Click Connect and choose Allow to connect."
+    )
+    expect(card.get_by_role("button", name="Connect")).to_be_visible()
+    expect(card).not_to_contain_text("Connected to")
+    screenshot(page, "deny-01-integrations-not-connected")
+
+    with sqlite3.connect(stack.tmp / "crewclock.db") as db:
+        assert db.execute("SELECT count(*) FROM procore_connection").fetchone() == (0,)
+    tables = requests.get(stack.sandbox_url + "/_sandbox/export", timeout=5).json()["tables"]
+    assert tables["access_tokens"] == [] and tables["oauth_codes"] == []
