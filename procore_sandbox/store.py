@@ -75,6 +75,10 @@ class Store:
         # Seconds added to the wall clock: tests move time forward (token expiry, windows).
         self.clock_offset = 0.0
         self._callbacks: list[ChangeCallback] = []
+        # Writes per table, and {(table, field, fold): (writes seen, {value: records})} built from
+        # them, so a list endpoint finds one company's rows without scanning every row.
+        self._writes: dict[str, int] = {}
+        self._groups: dict[tuple[str, str, bool], tuple[int, dict[Any, list[dict]]]] = {}
         self._dirty = False
         self._save_path: str | None = None
         self._saver: threading.Thread | None = None
@@ -137,6 +141,29 @@ class Store:
             items = list(equals.items())
             return [r for r in rows if all(r.get(k) == v for k, v in items)]
 
+    def select_by(self, table: str, field: str, value: Any, fold_case: bool = False) -> list[dict]:
+        """Records whose `field` equals `value` (case-insensitively with fold_case), in id
+        (creation) order, from an index rebuilt after any write to the table. Only for
+        fields changed through `update`, never in place."""
+        with self.lock:
+            writes = self._writes.get(table, 0)
+            cached = self._groups.get((table, field, fold_case))
+            if cached is None or cached[0] != writes:
+                groups: dict[Any, list[dict]] = {}
+                for record in self.tables[table].values():
+                    key = record.get(field)
+                    if fold_case and isinstance(key, str):
+                        key = key.lower()
+                    groups.setdefault(key, []).append(record)
+                cached = (writes, groups)
+                self._groups[(table, field, fold_case)] = cached
+            if fold_case and isinstance(value, str):
+                value = value.lower()
+            return list(cached[1].get(value, ()))
+
+    def _wrote(self, table: str) -> None:
+        self._writes[table] = self._writes.get(table, 0) + 1
+
     # -- writes -------------------------------------------------------------------------
     def insert(
         self,
@@ -157,6 +184,7 @@ class Store:
             record.setdefault("created_at", now)
             record.setdefault("updated_at", now)
             self.tables[table][key] = record
+            self._wrote(table)
             self._dirty = True
         if notify:
             self._emit(table, "create", record, source_application_id)
@@ -178,6 +206,7 @@ class Store:
             record.update(changes)
             if touch:
                 record["updated_at"] = self.now_iso()
+            self._wrote(table)
             self._dirty = True
         if notify:
             self._emit(table, "update", record, source_application_id)
@@ -195,6 +224,7 @@ class Store:
         with self.lock:
             record = self.tables[table].pop(key, None)
             if record is not None:
+                self._wrote(table)
                 self._dirty = True
         if record is not None and notify:
             self._emit(table, "delete", record, source_application_id)
@@ -206,6 +236,7 @@ class Store:
             target = self.tables[table]
             for record in records:
                 target[record["id"]] = record
+            self._wrote(table)
             self._dirty = True
 
     def clear(self) -> None:
@@ -213,6 +244,7 @@ class Store:
         with self.lock:
             for name in self.tables:
                 self.tables[name] = {}
+                self._wrote(name)
             self.next_id_value = FIRST_ID
             self._dirty = True
 
@@ -236,6 +268,7 @@ class Store:
             for name, pairs in data.get("tables", {}).items():
                 self.tables.setdefault(name, {})
                 self.tables[name] = {key: record for key, record in pairs}
+                self._wrote(name)
             self._dirty = False
 
     def save(self, path: str) -> None:

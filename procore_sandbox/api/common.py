@@ -103,13 +103,8 @@ def visible_company_ids() -> set[int]:
     elif user is None or not user.get("email_address"):
         ids = set()
     else:
-        email = user["email_address"].lower()
-        with store.lock:
-            ids = {
-                u["company_id"]
-                for u in store.table("users").values()
-                if u.get("is_active") and (u.get("email_address") or "").lower() == email
-            }
+        same_login = store.select_by("users", "email_address", user["email_address"], True)
+        ids = {u["company_id"] for u in same_login if u.get("is_active")}
     g.visible_companies = ids
     return ids
 

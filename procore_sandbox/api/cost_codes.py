@@ -169,7 +169,7 @@ def list_standard_codes():
     company_id = _company_param()
     ccl = _list_of(company_id, require_param("standard_cost_code_list_id"))
     view = _view()
-    rows = current_store().select("standard_cost_codes", standard_cost_code_list_id=ccl["id"])
+    rows = current_store().select_by("standard_cost_codes", "standard_cost_code_list_id", ccl["id"])
     rows = apply_common_filters(rows, ranges=(), origin_id=True)
     return paginate(rows, lambda c: serialize_standard_code(c, view))
 

@@ -181,9 +181,7 @@ def _project_of(company_id: int, project_id: int) -> dict:
 
 def _list(max_per_page: int):
     company_id = _body_company_id()
-    store = current_store()
-    with store.lock:
-        rows = [p for p in store.table("projects").values() if p["company_id"] == company_id]
+    rows = current_store().select_by("projects", "company_id", company_id)
     status = request.args.get("filters[by_status]", "Active")
     if status == "Active":
         rows = [p for p in rows if p.get("active", True)]

@@ -204,13 +204,11 @@ def _company_user(company_id: int, user_id: int) -> dict:
 
 
 def _list_users(company_id: int, active: bool):
-    store = current_store()
-    with store.lock:
-        rows = [
-            u
-            for u in store.table("users").values()
-            if u["company_id"] == company_id and bool(u.get("is_active", True)) is active
-        ]
+    rows = [
+        u
+        for u in current_store().select_by("users", "company_id", company_id)
+        if bool(u.get("is_active", True)) is active
+    ]
     rows = apply_common_filters(
         rows,
         origin_id=True,

@@ -6,7 +6,7 @@ import requests
 
 from procore_sandbox.testing import mount_sandbox
 
-from .conftest import make_procore
+from .conftest import ADMIN_EMAIL, make_procore
 
 
 def users_path(procore, company_id=None):
@@ -189,3 +189,32 @@ def test_project_without_address_is_in_the_demo_seed(procore):
     projects = procore.get("/rest/v1.0/projects", params={"company_id": procore.company_id}).json()
     assert len(projects) == 8
     assert [p["name"] for p in projects if not p["address"]] == ["Yard Shop Expansion"]
+
+
+def test_user_lists_follow_creates_deactivations_and_deletes_between_pages(procore):
+    def listed(suffix=""):
+        rows = procore.get(f"{users_path(procore)}{suffix}", params={"per_page": 1000}).json()
+        return {u["last_name"] for u in rows}
+
+    assert "Newcomer" not in listed()  # the per-company index is built here
+    created = procore.post(
+        users_path(procore),
+        json={"user": {"last_name": "Newcomer", "email_address": "new.comer@summit.example.com"}},
+    ).json()
+    assert "Newcomer" in listed()
+
+    procore.patch(f"{users_path(procore)}/{created['id']}", json={"user": {"is_active": False}})
+    assert "Newcomer" not in listed() and "Newcomer" in listed("/inactive")
+
+    procore.store.delete("users", created["id"])
+    assert "Newcomer" not in listed("/inactive")
+
+
+def test_a_login_deactivated_in_its_only_company_can_no_longer_act_there(procore):
+    admin = next(
+        u for u in procore.store.table("users").values() if u["email_address"] == ADMIN_EMAIL
+    )
+    assert procore.get(users_path(procore)).status_code == 200
+    procore.store.update("users", admin["id"], {"is_active": False})
+    fresh = procore.mint()["access_token"]
+    assert procore.get(users_path(procore), headers=procore.headers(token=fresh)).status_code == 404
