@@ -40,6 +40,15 @@ PASSWORD = "bench-password"
 TARGET_MS = 150
 
 
+def current_rss_mb() -> float:
+    """Resident memory of this process now, in MB (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 @contextlib.contextmanager
 def private_redis(workdir: str):
     """A throwaway redis-server on a free port (the client's shared budget lives there)."""
@@ -134,12 +143,15 @@ def main() -> int:
                 requests.post(f"{base}/_sandbox/stats/reset", timeout=5)
                 run, _ = imports.create_run(company.id, kind, admin.id)
                 db.session.commit()
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 job(company.id, run.id)
                 wall = time.perf_counter() - t0
+                cpu[kind] = time.process_time() - cpu0
                 db.session.expire_all()
                 calls = requests.get(f"{base}/_sandbox/stats", timeout=5).json()["total"]
                 return db.session.get(SyncRun, run.id), wall, calls
+
+            cpu = {}
 
             run, wall, calls = run_job("stage_user", jobs.stage_procore_records)
             inactive = sum(
@@ -148,6 +160,7 @@ def main() -> int:
             )  # fmt: skip
             expected = math.ceil(count["users"] / 100) + max(1, math.ceil(inactive / 100))
             figure("stage users wall time", f"{wall:.1f} s ({run.done} profiles)")
+            figure("stage users CPU time", f"{cpu['stage_user']:.1f} s (the rest waits)")
             figure("stage users Procore calls", f"{calls} (formula {expected})")
 
             client = app.test_client()
@@ -167,9 +180,16 @@ def main() -> int:
             imports.settings_for(company.id).auto_import_users = True
             db.session.commit()
 
+            rss_before = current_rss_mb()
             run, wall, calls = run_job(imports.IMPORT_KIND, jobs.import_from_procore)
             expected = sum(math.ceil(n / 100) for n in count.values())
             figure("import wall time", f"{wall:.1f} s ({run.status.value})")
+            # The client keeps under Procore's 100 calls / 10 s spike limit (less headroom):
+            # wall time minus CPU time is mostly that wait, which no import code can shorten.
+            figure(
+                "import CPU time",
+                f"{cpu[imports.IMPORT_KIND]:.1f} s (sandbox included; the rest waits)",
+            )
             figure("import Procore calls", f"{calls} (formula {expected})")
             figure(
                 "imported",
@@ -178,7 +198,11 @@ def main() -> int:
                 f"{db.session.scalar(sa.select(sa.func.count()).select_from(CostCode))} codes; "
                 f"skipped {run.skipped}, failed {run.failed}",
             )
-            figure("peak RSS", f"{peak_rss_mb():.0f} MB")
+            figure("peak RSS", f"{peak_rss_mb():.0f} MB (sandbox, web and worker in one process)")
+            figure(
+                "import memory",
+                f"peak {peak_rss_mb():.0f} MB vs {rss_before:.0f} MB before it (target < 400 MB)",
+            )
             ok = (
                 calls <= expected
                 and sorted(samples)[int(len(samples) * 0.95) - 1] < TARGET_MS / 1000
