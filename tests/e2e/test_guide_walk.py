@@ -51,6 +51,24 @@ def procore_timecard_entries(stack) -> list[dict]:
     )
 
 
+def rate_limited(count: int, retry_after: int) -> dict:
+    """A sandbox fault rule: Procore's 429 for timecard entry writes."""
+    return {
+        "method": "POST",
+        "path": "timecard_entries",
+        "status": 429,
+        "count": count,
+        "headers": {"Retry-After": str(retry_after)},
+    }
+
+
+def add_faults(stack, rules: list[dict]) -> None:
+    response = requests.post(
+        stack.sandbox_url + "/_sandbox/faults", json={"rules": rules}, timeout=5
+    )
+    response.raise_for_status()
+
+
 def choose(select, text: str) -> None:
     """Select the option whose label contains `text`."""
     value = select.locator("option", has_text=text).first.get_attribute("value")
@@ -218,8 +236,13 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
         page.get_by_role("button", name="Approve").click()
         expect(badge).to_have_text("Pending")
         screenshot(page, "walk-13-card-pending")
+        # Procore answers the first five writes with 429 (the client's retries run out on
+        # the fifth, whose Retry-After is long enough for the badge's 2 s poll to see it).
+        add_faults(stack, [rate_limited(count=4, retry_after=1), rate_limited(1, 6)])
+    expect(badge).to_have_text("Waiting for Procore rate limit", timeout=30_000)
+    screenshot(page, "walk-14-card-waiting-rate-limit")
     expect(badge).to_have_text("Sent", timeout=30_000)
-    screenshot(page, "walk-14-card-sent-to-procore", docs="timecard-sent")
+    screenshot(page, "walk-15-card-sent-to-procore", docs="timecard-sent")
 
     entries = procore_timecard_entries(stack)
     assert len(entries) == 1, entries
@@ -244,13 +267,13 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     expect(banner).to_contain_text("syncing is paused")
     expect(banner.get_by_role("button", name="Reconnect")).to_be_visible()
     expect(page.locator("#procore-card")).to_contain_text("Needs reconnect")
-    screenshot(page, "walk-15-admin-reconnect-banner", docs="reconnect-banner")
+    screenshot(page, "walk-16-admin-reconnect-banner", docs="reconnect-banner")
     log_out(page)
 
     log_in(page, stack.web_url, WORKER_EMAIL, WORKER_PASSWORD)
     expect(banner).to_contain_text("needs an admin to reconnect")
     expect(banner.get_by_role("button", name="Reconnect")).to_have_count(0)
-    screenshot(page, "walk-16-worker-read-only-notice")
+    screenshot(page, "walk-17-worker-read-only-notice")
     log_out(page)
 
     # 'Reconnect' is the same Procore sign-in; afterwards the banner is gone.
@@ -261,7 +284,7 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     expect(page.get_by_text("Procore is connected.")).to_be_visible()
     expect(banner).to_have_count(0)
     expect(page.get_by_text(re.compile(r"Connected to\s+Summit Builders Inc\."))).to_be_visible()
-    screenshot(page, "walk-17-integrations-reconnected", docs="integrations")
+    screenshot(page, "walk-18-integrations-reconnected", docs="integrations")
 
 
 def test_denying_at_procore_shows_a_plain_message_and_stores_nothing(stack, page):
