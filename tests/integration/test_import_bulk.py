@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from tests.conftest import make_user
 from webapp.extensions import db
-from webapp.models import ProcoreLink, RunStatus, SyncRunItem, User
-from webapp.services import imports
+from webapp.models import ProcoreLink, ProcoreStagedRecord, RunStatus, SyncRunItem, User
+from webapp.services import imports, links
 
 PROCORE_COMPANY = 598_134_325_900_001
 
@@ -172,3 +172,37 @@ def test_an_import_killed_mid_batch_reruns_without_duplicates(company, admin, mo
     assert len(emails) == len(set(emails)) == 35
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ProcoreLink)) == 35
     assert len(_items(run, "created")) == 35
+
+
+def test_step_summary_counts_each_row_once_in_the_state_the_table_shows(company, admin):
+    settings = imports.settings_for(company.id)
+    settings.procore_company_id = PROCORE_COMPANY
+    matching = make_user(company, email="worker4@crew.example.com", username="w4-local")
+    linked = make_user(company, email="linked@elsewhere.example", username="w5-local")
+    users = [procore_user(n) for n in range(1, 6)]
+    users[2]["last_name"] = None  # blocked: no last name
+    links.create_link(company.id, "user", linked.id, users[4]["id"])
+    run, _ = imports.create_run(company.id, "stage_user", None)
+    db.session.commit()
+    imports.stage_records(run.id, FakeProcore(users=users))
+    unticked = db.session.scalar(
+        sa.select(ProcoreStagedRecord).where(ProcoreStagedRecord.procore_id == users[1]["id"])
+    )
+    imports.set_selected(unticked, False)
+    db.session.commit()
+
+    summary = imports.staged_summary(company.id, "user")
+
+    assert summary == {
+        "total": 5,
+        "linked": 1,
+        "to_link": 1,
+        "blocked": 1,
+        "importable": 2,
+        "selected": 1,
+    }
+    assert matching.id == db.session.scalar(
+        sa.select(ProcoreStagedRecord.link_to_local_id).where(
+            ProcoreStagedRecord.procore_id == users[3]["id"]
+        )
+    )

@@ -295,6 +295,24 @@ def _list_into_staging(
     db.session.commit()
 
 
+def _linked_staged_ids(company_id: int, entity_type: str) -> set[int]:
+    """Procore ids of the listed staged rows that are linked already (one query, no id list)."""
+    staged = sa.select(ProcoreStagedRecord.procore_id).where(
+        ProcoreStagedRecord.company_id == company_id,
+        ProcoreStagedRecord.entity_type == entity_type,
+        ProcoreStagedRecord.missing_from_procore.is_(False),
+    )
+    return set(
+        db.session.scalars(
+            sa.select(ProcoreLink.procore_id).where(
+                ProcoreLink.company_id == company_id,
+                ProcoreLink.entity_type == EntityType(entity_type),
+                ProcoreLink.procore_id.in_(staged),
+            )
+        )
+    )
+
+
 def recompute_problems(company_id: int, entity_type: str, fresh_run_id: int | None = None) -> None:
     """Recompute every staged row's problems, including those that need the other rows
     (duplicate emails/codes) and our records (email taken), and pre-select strong links.
@@ -317,17 +335,7 @@ def recompute_problems(company_id: int, entity_type: str, fresh_run_id: int | No
             fields_by_row[row.id] = mapping.effective_fields(entity_type, row.payload, row.edited)
         return fields_by_row[row.id]
 
-    linked = set(
-        db.session.scalars(
-            sa.select(ProcoreLink.procore_id).where(
-                ProcoreLink.company_id == company_id,
-                ProcoreLink.entity_type == EntityType(entity_type),
-                ProcoreLink.procore_id.in_(
-                    sa.select(ProcoreStagedRecord.procore_id).where(*staged)
-                ),
-            )
-        )
-    )
+    linked = _linked_staged_ids(company_id, entity_type)
     by_key = defaultdict(list)
     for row in rows:
         if row.match_key and row.procore_active and row.procore_id not in linked:
@@ -879,32 +887,44 @@ def get_staged(company_id: int, row_id: int) -> ProcoreStagedRecord | None:
 
 def staged_summary(company_id: int, entity_type: str) -> dict:
     """Counts for a step: listed, importable, to link, blocked, already linked."""
-    rows = db.session.execute(
+    staged = ProcoreStagedRecord
+    linked = ProcoreLink.id.is_not(None)
+    not_linked = ProcoreLink.id.is_(None)
+    to_link = sa.and_(not_linked, staged.link_to_local_id.is_not(None))
+    open_row = sa.and_(not_linked, staged.link_to_local_id.is_(None))
+    blocked = sa.and_(open_row, staged.blocked.is_(True))
+    importable = sa.and_(open_row, staged.blocked.is_(False))
+    selected = sa.and_(importable, staged.selected.is_(True))
+
+    def count(condition):
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+    row = db.session.execute(
         sa.select(
-            ProcoreStagedRecord.procore_id,
-            ProcoreStagedRecord.problems,
-            ProcoreStagedRecord.link_to_local_id,
-            ProcoreStagedRecord.selected,
-        ).where(
-            ProcoreStagedRecord.company_id == company_id,
-            ProcoreStagedRecord.entity_type == entity_type,
-            ProcoreStagedRecord.missing_from_procore.is_(False),
+            sa.func.count(staged.id),
+            count(linked),
+            count(to_link),
+            count(importable),
+            count(blocked),
+            count(selected),
         )
-    ).all()
-    linked = set(links.local_ids_for(company_id, entity_type, [r[0] for r in rows]))
-    summary = {"total": len(rows), "linked": 0, "to_link": 0, "importable": 0, "blocked": 0}
-    summary["selected"] = 0
-    for procore_id, problems, link_to, selected in rows:
-        if procore_id in linked:
-            summary["linked"] += 1
-        elif link_to is not None:
-            summary["to_link"] += 1
-        elif problems:
-            summary["blocked"] += 1
-        else:
-            summary["importable"] += 1
-            summary["selected"] += 1 if selected else 0
-    return summary
+        .select_from(staged)
+        .outerjoin(
+            ProcoreLink,
+            sa.and_(
+                ProcoreLink.company_id == company_id,
+                ProcoreLink.entity_type == EntityType(entity_type),
+                ProcoreLink.procore_id == staged.procore_id,
+            ),
+        )
+        .where(
+            staged.company_id == company_id,
+            staged.entity_type == entity_type,
+            staged.missing_from_procore.is_(False),
+        )
+    ).one()
+    keys = ("total", "linked", "to_link", "importable", "blocked", "selected")
+    return {key: int(value) for key, value in zip(keys, row, strict=True)}
 
 
 def row_state(rows: list, company_id: int, entity_type: str) -> dict:
