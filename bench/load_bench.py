@@ -428,9 +428,9 @@ def measure(rows: int, duration: float, users: int) -> dict:
 
     total = sum(len(v) for v in samples.values())
     failed = sum(failures.values())
-    figure(f"{rows} rows: seed", f"{seeded:.1f} s")
+    figure(f"{rows} rows, seed", f"{seeded:.1f} s")
     figure(
-        f"{rows} rows: requests",
+        f"{rows} rows, requests",
         f"{total} in {elapsed:.0f} s ({total / elapsed:.0f}/s), {users} users, "
         f"failures {failed} ({failed / max(1, total + failed):.1%})",
     )
@@ -441,19 +441,19 @@ def measure(rows: int, duration: float, users: int) -> dict:
         counts[name] = max(sql)
         p50, p95 = percentile(times, 50) * 1000, percentile(times, 95) * 1000
         figure(
-            f"{rows} rows: {name}",
+            f"{rows} rows, {name}",
             f"p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
             f"SQL {'/'.join(map(str, sql))}, {sizes[name] / 1024:.0f} KB, n={len(times)}",
         )
     fragments = [s[0] for v in samples.values() for s in v if s[2]]
     full = [s[0] for v in samples.values() for s in v if not s[2]]
     if full:
-        figure(f"{rows} rows: all full pages p95", f"{percentile(full, 95) * 1000:.0f} ms")
+        figure(f"{rows} rows, all full pages p95", f"{percentile(full, 95) * 1000:.0f} ms")
     if fragments:
-        figure(f"{rows} rows: all htmx fragments p95", f"{percentile(fragments, 95) * 1000:.0f} ms")
+        figure(f"{rows} rows, all htmx fragments p95", f"{percentile(fragments, 95) * 1000:.0f} ms")
     peak = sampler.peak / 1024 / 1024
     figure(
-        f"{rows} rows: web process peak RSS",
+        f"{rows} rows, web process peak RSS",
         f"{peak:.0f} MB (target < {RSS_TARGET_MB} MB{'' if peak < RSS_TARGET_MB else ': OVER'})",
     )
     return counts
