@@ -150,7 +150,7 @@ def revoke_crewclock_at_procore(stack) -> None:
         requests.post(stack.sandbox_url + "/oauth/revoke", data={"token": token}, timeout=5)
 
 
-def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
+def test_guide_walk_connects_imports_sends_time_and_asks_to_reconnect(stack, page):
     log_in(page, stack.web_url, *ADMIN)
     screenshot(page, "walk-01-logged-in")
 
@@ -171,7 +171,10 @@ def test_admin_walks_the_guide_from_connect_to_sync(stack, page):
     page.get_by_role("button", name="Next").click()
 
     expect(page.get_by_role("heading", name="2. Users")).to_be_visible()
-    expect(page.locator("#stage-summary")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("switch", name="Auto Import")).to_be_checked()
+    expect(page.locator("#stage-summary")).to_contain_text(
+        "25 in Procore · 20 will be imported", timeout=30_000
+    )
     screenshot(page, "walk-06-step2-users", docs="setup-users")
     page.get_by_role("button", name="Next").click()
 
