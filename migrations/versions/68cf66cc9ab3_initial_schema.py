@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b7075627cad7
+Revision ID: 68cf66cc9ab3
 Revises: 
-Create Date: 2026-11-28 03:56:11.727698
+Create Date: 2026-11-28 04:17:03.632601
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = 'b7075627cad7'
+revision = '68cf66cc9ab3'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -156,7 +156,7 @@ def upgrade():
     )
     with op.batch_alter_table('procore_staged_record', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_procore_staged_record_company_id'), ['company_id'], unique=False)
-        batch_op.create_index('ix_procore_staged_record_list', ['company_id', 'entity_type', 'sort_key'], unique=False)
+        batch_op.create_index('ix_procore_staged_record_list', ['company_id', 'entity_type', 'missing_from_procore', 'sort_key'], unique=False)
         batch_op.create_index('ix_procore_staged_record_match', ['company_id', 'entity_type', 'match_key'], unique=False)
 
     op.create_table('procore_webhook_event',
