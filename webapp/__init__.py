@@ -1,6 +1,5 @@
 """Crewclock: time tracking for construction crews, with a first-class Procore integration."""
 
-import importlib
 import logging
 import os
 
@@ -59,7 +58,10 @@ def register_blueprints(app: Flask) -> None:
     from webapp.integrations.routes import bp as integrations_bp
     from webapp.people.routes import bp as people_bp
     from webapp.projects.routes import bp as projects_bp
+    from webapp.push.routes import bp as push_bp
     from webapp.settings.routes import bp as settings_bp
+    from webapp.setup.routes import bp as setup_bp
+    from webapp.sync.routes import bp as sync_bp
     from webapp.timecards.routes import bp as timecards_bp
 
     for bp in (
@@ -70,11 +72,11 @@ def register_blueprints(app: Flask) -> None:
         timecards_bp,
         settings_bp,
         integrations_bp,
+        setup_bp,
+        push_bp,
+        sync_bp,
     ):
         app.register_blueprint(bp)
-    app.register_blueprint(importlib.import_module("webapp.setup.routes").bp)
-    app.register_blueprint(importlib.import_module("webapp.push.routes").bp)
-    app.register_blueprint(importlib.import_module("webapp.sync.routes").bp)
 
 
 def register_security_headers(app: Flask) -> None:

@@ -15,10 +15,22 @@ from webapp.models.procore import ConnectionStatus, ProcoreConnection
 from webapp.models.project import CostCode, Project, TimeEntryMode, project_cost_code
 from webapp.models.push import ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.models.staging import ProcoreStagedRecord
+from webapp.models.sync import (
+    ConflictPolicy,
+    ProcoreWebhookEvent,
+    SyncConflict,
+    SyncCursor,
+    SyncState,
+)
 from webapp.models.timecard import TimeCard, TimeCardEvent, TimeCardStatus, TimeEntry, WorkType
 from webapp.models.user import APPROVER_ROLES, Role, User
 
 __all__ = [
+    "ConflictPolicy",
+    "ProcoreWebhookEvent",
+    "SyncConflict",
+    "SyncCursor",
+    "SyncState",
     "ConnectionStatus",
     "ProcoreConnection",
     "EntityType",
@@ -48,14 +60,3 @@ __all__ = [
     "PushAction",
     "PushState",
 ]
-
-# Sync bookkeeping (cursors, health, webhook events, conflicts).
-from webapp.models.sync import (  # noqa: E402
-    ConflictPolicy,
-    ProcoreWebhookEvent,
-    SyncConflict,
-    SyncCursor,
-    SyncState,
-)
-
-__all__ += ["ConflictPolicy", "ProcoreWebhookEvent", "SyncConflict", "SyncCursor", "SyncState"]
