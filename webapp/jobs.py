@@ -103,8 +103,14 @@ def _run_import_service(service, company_id: int, run_id: int):
     run = imports.get_run(company_id, run_id)
     if run is None:
         return None
+    from webapp.procore.errors import ProcoreAuthError
+
     try:
         service(run_id, imports.client_page_fetcher(company_id))
+    except ProcoreAuthError as exc:
+        # Needs an admin to reconnect: retrying cannot help, so fail without re-raising.
+        imports.record_failure(run_id, f"Procore needs reconnecting: {exc}")
+        return None
     except Exception as exc:
         imports.record_failure(run_id, f"{type(exc).__name__}: {exc}")
         raise

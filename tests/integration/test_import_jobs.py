@@ -151,3 +151,22 @@ def test_multi_page_import_needs_exactly_one_call_per_page(
     # ⌈24/10⌉ users + ⌈8/10⌉ projects + ⌈45/10⌉ codes, and no extra "empty last page" call.
     assert _stats(base)["total"] == 3 + 1 + 5
     assert _count(CostCode, company) == 45
+
+
+def test_import_whose_connection_needs_reconnect_fails_once_without_queueing_retries(
+    demo_connection, company, admin
+):
+    from webapp.models import ConnectionStatus, ProcoreConnection
+
+    connection = db.session.get(ProcoreConnection, company.id)
+    connection.status = ConnectionStatus.NEEDS_REAUTH
+    db.session.commit()
+    run = _new_run(company, admin)
+    jobs.enqueue_run(jobs.import_from_procore, run)
+    SimpleWorker([get_queue("imports")], connection=get_redis()).work(burst=True)
+    db.session.expire_all()
+    failed = db.session.get(SyncRun, run.id)
+    assert failed.status == RunStatus.FAILED and "reconnect" in failed.error
+    # Nothing left for RQ to retry: reconnecting is the only way forward.
+    assert get_queue("imports").scheduled_job_registry.count == 0
+    assert len(get_queue("imports")) == 0
