@@ -6,6 +6,7 @@ every other process (web, workers) finds it answering on the same port.
 """
 
 import os
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -86,6 +87,36 @@ def get_redis() -> redis.Redis:
         )
         app.extensions["redis"] = conn
     return conn
+
+
+RELEASE_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW_IF_OWNER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class Lease:
+    """A Redis lease (SET NX EX with an owner token): one holder across all workers.
+
+    It expires by itself if its holder dies; renew it while working, release when done.
+    """
+
+    def __init__(self, redis_conn: redis.Redis, key: str, ttl: int) -> None:
+        self.redis, self.key, self.ttl = redis_conn, key, ttl
+        self.token = secrets.token_hex(16)
+
+    def acquire(self) -> bool:
+        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
+
+    def renew(self) -> bool:
+        return bool(self.redis.eval(_RENEW_IF_OWNER, 1, self.key, self.token, self.ttl))
+
+    def release(self) -> None:
+        self.redis.eval(RELEASE_IF_OWNER, 1, self.key, self.token)
 
 
 def get_queue(name: str = "default") -> Queue:

@@ -14,7 +14,6 @@ drain job. The drain runs one at a time per company (a Redis lease) and never to
 from __future__ import annotations
 
 import logging
-import secrets
 import time as _time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from webapp import redis_runtime
 from webapp.extensions import db
 from webapp.models import (
     CostCode,
@@ -1078,35 +1078,11 @@ def _parse_time(value) -> datetime | None:
 
 
 # ================================================================= running the drain
-_RENEW = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('expire', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
-end
-return 0
-"""
-
-
-class Lease:
-    """A Redis lease (SET NX EX) so one push per company runs at a time across workers."""
+class Lease(redis_runtime.Lease):
+    """One push per company at a time across workers."""
 
     def __init__(self, redis, key: str, ttl: int = LEASE_SECONDS) -> None:
-        self.redis, self.key, self.ttl = redis, key, ttl
-        self.token = secrets.token_hex(16)
-
-    def acquire(self) -> bool:
-        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
-
-    def renew(self) -> bool:
-        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl))
-
-    def release(self) -> None:
-        self.redis.eval(_RELEASE, 1, self.key, self.token)
+        super().__init__(redis, key, ttl)
 
 
 def _stat(stats, *names: str) -> int:

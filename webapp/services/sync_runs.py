@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from webapp import redis_runtime
 from webapp.extensions import db
 from webapp.models import (
     ConnectionStatus,
@@ -38,15 +39,6 @@ EVENT_TYPES = ("create", "update", "delete")
 HOOK_NAMESPACE = "crewclock"
 MAX_EVENTS_PER_RUN = 5000
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
 
 def _redis():
     from webapp.redis_runtime import get_redis
@@ -54,21 +46,11 @@ def _redis():
     return get_redis()
 
 
-class Lease:
-    """A Redis lease (SET NX EX): one run per (company, kind) across all workers."""
+class Lease(redis_runtime.Lease):
+    """One run per (company, kind) across all workers."""
 
     def __init__(self, redis, key: str, ttl: int = LEASE_SECONDS) -> None:
-        self.redis, self.key, self.ttl = redis, key, ttl
-        self.token = secrets.token_hex(16)
-
-    def acquire(self) -> bool:
-        return bool(self.redis.set(self.key, self.token, nx=True, ex=self.ttl))
-
-    def renew(self) -> bool:
-        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl))
-
-    def release(self) -> None:
-        self.redis.eval(_RELEASE, 1, self.key, self.token)
+        super().__init__(redis, key, ttl)
 
 
 def lease_key(company_id: int, kind: str) -> str:
@@ -147,7 +129,7 @@ def start_sync(
         )
         return run, True
     finally:
-        redis.eval(_RELEASE, 1, guard, token)
+        redis.eval(redis_runtime.RELEASE_IF_OWNER, 1, guard, token)
 
 
 def _client_for(company_id: int, stats):
