@@ -4,10 +4,14 @@ Every worker also runs RQ's scheduler, so retries with intervals and scheduled s
 """
 
 import sys
+import time
 
+import redis
 from rq import Worker
 
 from webapp.redis_runtime import QUEUE_NAMES, get_redis
+
+REDIS_WAIT_SECONDS = 60
 
 
 class CrewclockWorker(Worker):
@@ -32,13 +36,26 @@ class CrewclockWorker(Worker):
             self.log.exception("could not record the dead work horse on %s", job.id)
 
 
+def wait_for_redis(connection: redis.Redis, seconds: float = REDIS_WAIT_SECONDS) -> redis.Redis:
+    """Wait until Redis answers: under `make run` it starts alongside the worker."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connection.ping()
+            return connection
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def run_worker(queues: list[str] | None = None, burst: bool = False) -> bool:
     """Work the given queues (all of Crewclock's by default) until stopped."""
     from webapp.jobs import job_app
 
     app = job_app()
     with app.app_context():
-        connection = get_redis()
+        connection = wait_for_redis(get_redis())
         worker = CrewclockWorker(
             queues or list(QUEUE_NAMES),
             connection=connection,
