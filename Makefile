@@ -29,13 +29,13 @@ run: $(VENV)/.installed
 	@echo "  Procore sandbox:  http://127.0.0.1:$(SANDBOX_PORT)  (any seeded user, password 'sandbox')"
 	@echo "  Ctrl-C stops everything."
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) \
+	CREWCLOCK_EXTERNAL_REDIS=$${REDIS_URL:+1} \
+	  PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) SANDBOX_PORT=$(SANDBOX_PORT) \
 	  REDIS_URL="$${REDIS_URL:-redis://127.0.0.1:$${EMBEDDED_REDIS_PORT:-6380}/0}" \
 	  PROCORE_LOGIN_URL="$${PROCORE_LOGIN_URL:-http://127.0.0.1:$(SANDBOX_PORT)}" \
 	  PROCORE_API_URL="$${PROCORE_API_URL:-http://127.0.0.1:$(SANDBOX_PORT)}" \
 	  PROCORE_REDIRECT_URI="$${PROCORE_REDIRECT_URI:-http://127.0.0.1:$(PORT)/settings/integrations/procore/callback}" \
 	  SANDBOX_REDIRECT_URIS="$${PROCORE_REDIRECT_URI:-http://127.0.0.1:$(PORT)/settings/integrations/procore/callback}" \
-	  CREWCLOCK_EXTERNAL_REDIS=$${REDIS_URL:+1} \
 	  $(BIN)/honcho start -f Procfile
 
 test: $(VENV)/.installed-dev
