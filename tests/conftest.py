@@ -130,6 +130,23 @@ def app(db_backend, pg_schema_ready, redis_url, tmp_path):
         db.engine.dispose()
 
 
+@pytest.fixture
+def threaded_app(request, db_backend, redis_url, tmp_path):
+    """An app whose database many threads can use at once (a file on SQLite)."""
+    if db_backend == "postgresql":
+        yield request.getfixturevalue("app")
+        return
+    application = make_test_app(
+        f"sqlite:///{tmp_path / 'threads.db'}", redis_url, instance_path=tmp_path / "instance"
+    )
+    redis.Redis.from_url(redis_url).flushdb()
+    with application.app_context():
+        db.create_all()
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
 class CSRFClient(FlaskClient):
     """A test client that sends a valid X-CSRFToken on unsafe methods unless csrf=False."""
 

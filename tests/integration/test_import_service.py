@@ -4,7 +4,7 @@ import sqlalchemy as sa
 
 from tests.integration.setup_support import SandboxFetcher, demo_ids, sandbox_fixture
 from webapp.extensions import db
-from webapp.models import CostCode, ProcoreLink, Project, RunStatus, SyncRunItem, User
+from webapp.models import CostCode, ProcoreLink, Project, RunStatus, SyncRun, SyncRunItem, User
 from webapp.services import imports
 
 demo_sandbox = sandbox_fixture("demo")
@@ -106,3 +106,43 @@ def test_import_calls_procore_once_per_page_of_each_list(demo_sandbox, company, 
     _run(company, imports.IMPORT_KIND, fetcher)
     # 24 active users, 8 projects, 45 codes: one page each.
     assert fetcher.calls == 3
+
+
+def test_five_simultaneous_clicks_create_one_import_run(threaded_app):
+    """C5: concurrent requests (separate sessions, as in separate web processes) make one run."""
+    import threading
+
+    from tests.conftest import make_company, make_user
+    from webapp.models import Role
+
+    company = make_company("Clicky Co")
+    admin = make_user(company, Role.ADMIN)
+    company_id, admin_id = company.id, admin.id
+    barrier = threading.Barrier(5)
+    created_flags, errors = [], []
+
+    def click():
+        with threaded_app.app_context():
+            try:
+                barrier.wait()
+                run, created = imports.create_run(company_id, imports.IMPORT_KIND, admin_id)
+                db.session.commit()
+                created_flags.append(created)
+            except Exception as exc:  # a lost race must not surface as a crash either
+                db.session.rollback()
+                errors.append(exc)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=click) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    runs = db.session.scalars(
+        sa.select(SyncRun).where(
+            SyncRun.company_id == company_id, SyncRun.kind == imports.IMPORT_KIND
+        )
+    ).all()
+    assert len(runs) == 1
+    assert created_flags.count(True) == 1

@@ -10,11 +10,10 @@ from datetime import timedelta
 from urllib.parse import parse_qs
 
 import pytest
-import redis
 import requests
 import responses
 
-from tests.conftest import make_company, make_test_app, make_user
+from tests.conftest import make_company, make_user
 from webapp.extensions import db
 from webapp.models import ConnectionStatus, ProcoreConnection, Role
 from webapp.models.base import utcnow
@@ -103,23 +102,6 @@ def server(app):
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         rsps.add_callback(responses.POST, token_url(app), callback=fake)
         yield fake
-
-
-@pytest.fixture
-def threaded_app(request, db_backend, redis_url, tmp_path):
-    """An app whose database many threads can use at once (a file on SQLite)."""
-    if db_backend == "postgresql":
-        yield request.getfixturevalue("app")
-        return
-    application = make_test_app(
-        f"sqlite:///{tmp_path / 'threads.db'}", redis_url, instance_path=tmp_path / "instance"
-    )
-    redis.Redis.from_url(redis_url).flushdb()
-    with application.app_context():
-        db.create_all()
-        yield application
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_twenty_concurrent_jobs_cause_exactly_one_refresh(threaded_app):

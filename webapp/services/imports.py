@@ -7,6 +7,7 @@ so a killed job rerun resumes where it stopped and never creates a record twice 
 are unique both ways, and already-linked Procore records are skipped as unchanged).
 """
 
+import time as _time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import (
+    Company,
     CostCode,
     EntityType,
     IntegrationSettings,
@@ -107,21 +109,39 @@ def latest_run(company_id: int, kind: str) -> SyncRun | None:
 
 
 def create_run(company_id: int, kind: str, started_by_id: int | None) -> tuple[SyncRun, bool]:
-    """(run, created): a new queued run, or the one of this kind already queued/running."""
-    existing = active_run(company_id, kind)
-    if existing is not None:
-        return existing, False
-    run = SyncRun(
-        company_id=company_id,
-        kind=kind,
-        trigger="manual",
-        status=RunStatus.QUEUED,
-        started_by_id=started_by_id,
-        checkpoint={},
-    )
-    db.session.add(run)
-    db.session.flush()
-    return run, True
+    """(run, created): a new queued run, or the one of this kind already queued/running.
+
+    Commits. Five clicks at once make one run, whatever the database: a Redis lease
+    serialises the check and the insert across web processes (SQLite takes no lock on a
+    read), and the company row is locked too where the database can (PostgreSQL).
+    """
+    from webapp.redis_runtime import Lease, get_redis
+
+    guard = Lease(get_redis(), f"crewclock:run-start:{company_id}:{kind}", ttl=10)
+    deadline = _time.monotonic() + 5
+    while not guard.acquire():
+        if _time.monotonic() > deadline:
+            raise RuntimeError("another request is starting this run; try again")
+        _time.sleep(0.02)
+    try:
+        db.session.execute(sa.select(Company.id).where(Company.id == company_id).with_for_update())
+        existing = active_run(company_id, kind)
+        if existing is not None:
+            db.session.commit()
+            return existing, False
+        run = SyncRun(
+            company_id=company_id,
+            kind=kind,
+            trigger="manual",
+            status=RunStatus.QUEUED,
+            started_by_id=started_by_id,
+            checkpoint={},
+        )
+        db.session.add(run)
+        db.session.commit()  # commit before enqueue: the job must find its row
+        return run, True
+    finally:
+        guard.release()
 
 
 def get_run(company_id: int, run_id: int) -> SyncRun | None:
