@@ -27,13 +27,21 @@ from webapp.models import (
     WorkType,
 )
 from webapp.models.base import utcnow
-from webapp.models.project import project_supervisor
+from webapp.models.project import project_cost_code, project_supervisor
 from webapp.services import push
+from webapp.services.people import escape_like
 
 MAX_HOURS_PER_DAY = Decimal("24")
 TWO_PLACES = Decimal("0.01")
 SUBMITTED_MESSAGE = "This card is submitted; ask your supervisor to reject it if it needs changes"
 APPROVED_MESSAGE = "This card is approved; ask an admin if it needs changes"
+# Up to this many active projects (or a project's cost codes) the entry row shows a plain
+# select; above it a search box plus the worker's recent choices (a 10,000-option select
+# is half a megabyte per render).
+PICKER_THRESHOLD = 100
+PICKER_MATCHES = 20  # search results shown at once
+RECENT_WEEKS = 4
+RECENT_LIMIT = 8
 
 
 class TimeCardError(Exception):
@@ -183,14 +191,127 @@ def load_card(card_id: int) -> TimeCard | None:
     )
 
 
-def active_projects(company_id: int) -> list[Project]:
-    """The company's active projects, by name."""
+def active_projects(company_id: int, limit: int | None = None) -> list[Project]:
+    """The company's active projects, by name (at most `limit` of them when given)."""
+    query = (
+        sa.select(Project)
+        .where(Project.company_id == company_id, Project.active.is_(True))
+        .order_by(Project.name, Project.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def _matching(query: sa.Select, q: str, *columns) -> sa.Select:
+    """`query` narrowed to rows where any of `columns` contains `q` (case-insensitive)."""
+    q = (q or "").strip()
+    if not q:
+        return query
+    like = f"%{escape_like(q.lower())}%"
+    return query.where(sa.or_(*(sa.func.lower(c).like(like, escape="\\") for c in columns)))
+
+
+def search_active_projects(company_id: int, q: str, limit: int = PICKER_MATCHES) -> list[Project]:
+    """Up to `limit` + 1 of the company's active projects whose name or number contains `q`.
+
+    One more than `limit` comes back so the caller can say the list was cut short.
+    """
+    query = sa.select(Project).where(Project.company_id == company_id, Project.active.is_(True))
+    query = _matching(query, q, Project.name, Project.number)
+    return list(db.session.scalars(query.order_by(Project.name, Project.id).limit(limit + 1)))
+
+
+def _recent_window(week_start: date) -> tuple[date, date]:
+    """The weeks whose entries count as recent for a card: the 4 before it and its own."""
+    return week_start - timedelta(days=7 * RECENT_WEEKS), week_start + timedelta(days=6)
+
+
+def recent_projects(
+    company_id: int, user_id: int, week_start: date, limit: int = RECENT_LIMIT
+) -> list[Project]:
+    """The active projects `user_id` logged time on in the last weeks, most recent first."""
+    first, last = _recent_window(week_start)
+    used = (
+        sa.select(TimeEntry.project_id, sa.func.max(TimeEntry.work_date).label("last_used"))
+        .join(TimeCard, TimeCard.id == TimeEntry.time_card_id)
+        .where(
+            TimeCard.company_id == company_id,
+            TimeCard.user_id == user_id,
+            TimeCard.week_start.between(first - timedelta(days=6), last),
+            TimeEntry.work_date.between(first, last),
+        )
+        .group_by(TimeEntry.project_id)
+        .subquery()
+    )
     return list(
         db.session.scalars(
             sa.select(Project)
+            .join(used, used.c.project_id == Project.id)
             .where(Project.company_id == company_id, Project.active.is_(True))
-            .order_by(Project.name)
+            .order_by(used.c.last_used.desc(), Project.name, Project.id)
+            .limit(limit)
         )
+    )
+
+
+def _assigned_codes(company_id: int, project_id: int) -> sa.Select:
+    return (
+        sa.select(CostCode)
+        .join(project_cost_code, project_cost_code.c.cost_code_id == CostCode.id)
+        .where(
+            project_cost_code.c.project_id == project_id,
+            CostCode.company_id == company_id,
+            CostCode.active.is_(True),
+        )
+    )
+
+
+def project_cost_codes(company_id: int, project_id: int, limit: int | None = None) -> list:
+    """The active cost codes assigned to a project, by code (at most `limit` when given)."""
+    query = _assigned_codes(company_id, project_id).order_by(CostCode.code, CostCode.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(db.session.scalars(query))
+
+
+def project_cost_codes_by_id(company_id: int, project_id: int, ids: list[int]) -> list:
+    """Those of `ids` that are active cost codes assigned to the project."""
+    return list(
+        db.session.scalars(_assigned_codes(company_id, project_id).where(CostCode.id.in_(ids)))
+    )
+
+
+def search_project_cost_codes(
+    company_id: int, project_id: int, q: str, limit: int = PICKER_MATCHES
+) -> list[CostCode]:
+    """Up to `limit` + 1 of a project's active codes whose code or name contains `q`."""
+    query = _matching(_assigned_codes(company_id, project_id), q, CostCode.code, CostCode.name)
+    return list(db.session.scalars(query.order_by(CostCode.code, CostCode.id).limit(limit + 1)))
+
+
+def recent_cost_codes(
+    company_id: int, user_id: int, project_id: int, week_start: date, limit: int = RECENT_LIMIT
+) -> list[CostCode]:
+    """The project's active codes `user_id` used in the last weeks, most recent first."""
+    first, last = _recent_window(week_start)
+    used = (
+        sa.select(TimeEntry.cost_code_id, sa.func.max(TimeEntry.work_date).label("last_used"))
+        .join(TimeCard, TimeCard.id == TimeEntry.time_card_id)
+        .where(
+            TimeCard.company_id == company_id,
+            TimeCard.user_id == user_id,
+            TimeCard.week_start.between(first - timedelta(days=6), last),
+            TimeEntry.work_date.between(first, last),
+            TimeEntry.project_id == project_id,
+            TimeEntry.cost_code_id.is_not(None),
+        )
+        .group_by(TimeEntry.cost_code_id)
+        .subquery()
+    )
+    query = _assigned_codes(company_id, project_id).join(used, used.c.cost_code_id == CostCode.id)
+    return list(
+        db.session.scalars(query.order_by(used.c.last_used.desc(), CostCode.code).limit(limit))
     )
 
 
@@ -349,8 +470,11 @@ def validate_entry(
 
     if data.cost_code_id is not None and project is not None:
         code = db.session.get(CostCode, data.cost_code_id)
-        assigned = {c.id for c in project.cost_codes}
-        if code is None or code.company_id != card.company_id or code.id not in assigned:
+        if (
+            code is None
+            or code.company_id != card.company_id
+            or not _is_assigned(project.id, code.id)
+        ):
             errors["cost_code_id"] = (
                 f"That cost code is not assigned to {project.name}; pick one from the list."
             )
@@ -393,6 +517,20 @@ def validate_entry(
                 "a day has at most 24."
             )
     return errors, project, hours
+
+
+def _is_assigned(project_id: int, cost_code_id: int) -> bool:
+    """True when the cost code is assigned to the project (without loading all its codes)."""
+    return bool(
+        db.session.scalar(
+            sa.select(
+                sa.exists().where(
+                    project_cost_code.c.project_id == project_id,
+                    project_cost_code.c.cost_code_id == cost_code_id,
+                )
+            )
+        )
+    )
 
 
 def _start_stop_hours(data: EntryData, errors: dict[str, str]) -> Decimal | None:

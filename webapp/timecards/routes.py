@@ -75,22 +75,29 @@ def card_context(card: TimeCard | None, owner, week_start: date, **extra) -> dic
 
 
 def entry_form_context(card, week_start, entry, values, errors=None) -> dict:
-    """The inline add/edit row: values, the chosen project's codes and time-entry mode."""
-    projects = svc.active_projects(current_user.company_id)
+    """The inline add/edit row: values, the chosen project's codes and time-entry mode.
+
+    A company with few active projects gets a plain select of them all; a larger one gets
+    the worker's recent projects plus a search box (and likewise for a project's codes), so
+    the row stays a few KB however many projects the company has.
+    """
+    company_id = current_user.company_id
+    owner_id = card.user_id if card else current_user.id
+    projects = svc.active_projects(company_id, limit=svc.PICKER_THRESHOLD + 1)
+    project_search = len(projects) > svc.PICKER_THRESHOLD
+    if project_search:
+        projects = svc.recent_projects(company_id, owner_id, week_start)
     project_id = parse_int(str(values.get("project_id") or ""))
     project = None
     if project_id is not None:
         project = db.session.get(Project, project_id)
-        if project is None or project.company_id != current_user.company_id:
+        if project is None or project.company_id != company_id:
             project = None
     if project is None and entry is None and projects:
         project = projects[0]
     if project is not None and project not in projects:
         projects = [project, *projects]  # an entry on a since-deactivated project stays editable
-    cost_codes = [c for c in project.cost_codes if c.active] if project else []
-    if project and entry and entry.cost_code and entry.cost_code not in cost_codes:
-        cost_codes.append(entry.cost_code)
-    cost_codes.sort(key=lambda c: c.code)
+    cost_codes, code_search = entry_cost_codes(project, entry, values, owner_id, week_start)
     if not values.get("work_date"):
         today = svc.now_local_date(current_user)
         in_week = week_start <= today <= week_start + timedelta(days=6)
@@ -105,7 +112,9 @@ def entry_form_context(card, week_start, entry, values, errors=None) -> dict:
         "values": values,
         "projects": projects,
         "project": project,
+        "project_search": project_search,
         "cost_codes": cost_codes,
+        "code_search": code_search,
         "start_stop": bool(project and project.time_entry_mode.value == "start_stop"),
         "work_types": list(WorkType),
         "errors": errors or {},
@@ -116,6 +125,26 @@ def entry_form_context(card, week_start, entry, values, errors=None) -> dict:
         ),
         "cancel_url": card_url(card, week_start),
     }
+
+
+def entry_cost_codes(project, entry, values, owner_id, week_start) -> tuple[list, bool]:
+    """(the cost codes the row offers, whether it needs a search box) for `project`."""
+    if project is None:
+        return [], False
+    company_id = current_user.company_id
+    cost_codes = svc.project_cost_codes(company_id, project.id, limit=svc.PICKER_THRESHOLD + 1)
+    code_search = len(cost_codes) > svc.PICKER_THRESHOLD
+    if code_search:
+        cost_codes = svc.recent_cost_codes(company_id, owner_id, project.id, week_start)
+        chosen_id = parse_int(str(values.get("cost_code_id") or ""))
+        if chosen_id is not None and chosen_id not in {c.id for c in cost_codes}:
+            chosen = svc.project_cost_codes_by_id(company_id, project.id, [chosen_id])
+            cost_codes = [*chosen, *cost_codes]
+    if entry and entry.cost_code and entry.cost_code not in cost_codes:
+        cost_codes.append(entry.cost_code)  # a since-deactivated code stays editable
+    if not code_search:
+        cost_codes.sort(key=lambda c: c.code)
+    return cost_codes, code_search
 
 
 def entry_values(entry: TimeEntry) -> dict:
@@ -240,6 +269,39 @@ def entry_form():
         values = entry_values(entry)
     return render_fragment(
         "timecards/_entry_form.html", **entry_form_context(card, week_start, entry, values)
+    )
+
+
+@bp.get("/entries/projects")
+@login_required
+def project_matches():
+    """The entry row's project search: a few matching active projects of your company."""
+    q = (request.args.get("project_q") or "").strip()
+    matches = svc.search_active_projects(current_user.company_id, q) if q else []
+    return render_fragment(
+        "timecards/_project_matches.html",
+        q=q,
+        matches=matches[: svc.PICKER_MATCHES],
+        more=len(matches) > svc.PICKER_MATCHES,
+    )
+
+
+@bp.get("/entries/cost-codes")
+@login_required
+def cost_code_matches():
+    """The entry row's cost code search: a few matching active codes of the chosen project."""
+    project_id = parse_int(request.args.get("project_id"))
+    if project_id is None:
+        abort(404)
+    project = get_scoped_or_404(Project, project_id)
+    q = (request.args.get("cost_code_q") or "").strip()
+    matches = svc.search_project_cost_codes(project.company_id, project.id, q) if q else []
+    return render_fragment(
+        "timecards/_cost_code_matches.html",
+        q=q,
+        project=project,
+        matches=matches[: svc.PICKER_MATCHES],
+        more=len(matches) > svc.PICKER_MATCHES,
     )
 
 
