@@ -3,7 +3,8 @@
 Settings → Integrations → 'Connect' → Procore login → 'Allow' → "Connected to …" (G1) →
 'Set Up' → five steps → 'Sync' with progress and a summary (G2) → a worker's time reaches
 Procore and the card's badge moves to Sent (G3) → Procore revokes the connection and the
-admin sees 'Reconnect' while a worker sees a read-only notice (G4).
+admin sees 'Reconnect' while a worker sees a read-only notice (G4) → 'Disconnect' revokes
+the tokens at Procore and keeps Crewclock's data and links.
 """
 
 import os
@@ -288,6 +289,27 @@ def test_guide_walk_connects_imports_sends_time_and_asks_to_reconnect(stack, pag
     expect(banner).to_have_count(0)
     expect(page.get_by_text(re.compile(r"Connected to\s+Summit Builders Inc\."))).to_be_visible()
     screenshot(page, "walk-18-integrations-reconnected", docs="integrations")
+
+    # 'Disconnect' revokes the tokens at Procore and forgets them; Crewclock's data stays.
+    links_before = _count(stack, "procore_link")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#procore-card").get_by_role("button", name="Disconnect").click()
+    expect(page.get_by_text("Procore is disconnected; its tokens were revoked.")).to_be_visible()
+    expect(page.locator("#procore-card").get_by_role("button", name="Connect")).to_be_visible()
+    screenshot(page, "walk-19-integrations-disconnected")
+    tables = requests.get(stack.sandbox_url + "/_sandbox/export", timeout=5).json()["tables"]
+    assert all(record["revoked"] for _, record in tables["access_tokens"])
+    with sqlite3.connect(stack.tmp / "crewclock.db") as db:
+        stored = db.execute(
+            "SELECT access_token_enc, refresh_token_enc FROM procore_connection"
+        ).fetchall()
+    assert stored == [(None, None)]
+    assert _count(stack, "procore_link") == links_before > 0
+
+
+def _count(stack, table: str) -> int:
+    with sqlite3.connect(stack.tmp / "crewclock.db") as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def test_denying_at_procore_shows_a_plain_message_and_stores_nothing(stack, page):
