@@ -28,6 +28,7 @@ from webapp.models import (
     SyncRun,
     SyncRunItem,
     User,
+    project_cost_code,
 )
 from webapp.models.base import utcnow
 from webapp.procore import mapping
@@ -150,7 +151,7 @@ def get_run(company_id: int, run_id: int) -> SyncRun | None:
     return run if run is not None and run.company_id == company_id else None
 
 
-def run_items(run: SyncRun, outcomes=("skipped", "failed"), limit: int = 200) -> list:
+def run_items(run: SyncRun, outcomes=("skipped", "failed", "updated"), limit: int = 200) -> list:
     """The run's items with the given outcomes (reasons for the summary)."""
     return list(
         db.session.scalars(
@@ -875,8 +876,84 @@ def run_import(run_id: int, fetch_page: FetchPage) -> SyncRun:
         done = [*(run.checkpoint or {}).get("done", []), entity_type]
         _checkpoint(run, done=done, list={}, apply={})
         db.session.commit()
+    if settings.standard_cost_code_list_id is not None:
+        assign_list_codes_to_new_projects(run)
     _finish(run)
     return run
+
+
+def assign_list_codes_to_new_projects(run: SyncRun) -> int:
+    """Give every project this import created or linked, and that has no cost codes yet,
+    every active cost code linked to the chosen standard list; the number of projects.
+
+    Without codes a worker cannot enter time on a project. Projects that have codes keep
+    exactly theirs (an admin's choice wins). Two statements whatever the size (a count and
+    one INSERT ... SELECT of the missing pairs), committed with a summary item, so a rerun
+    or a resumed run adds nothing twice. No Procore calls: the codes come from staging."""
+    company_id = run.company_id
+    list_codes = (
+        sa.select(ProcoreLink.local_id)
+        .join(
+            ProcoreStagedRecord,
+            sa.and_(
+                ProcoreStagedRecord.company_id == company_id,
+                ProcoreStagedRecord.entity_type == COST_CODE,
+                ProcoreStagedRecord.procore_id == ProcoreLink.procore_id,
+                ProcoreStagedRecord.missing_from_procore.is_(False),
+            ),
+        )
+        .where(
+            ProcoreLink.company_id == company_id,
+            ProcoreLink.entity_type == EntityType(COST_CODE),
+        )
+    )
+    run_projects = sa.select(SyncRunItem.local_id).where(
+        SyncRunItem.run_id == run.id,
+        SyncRunItem.company_id == company_id,
+        SyncRunItem.entity_type == PROJECT,
+        SyncRunItem.outcome.in_(("created", "linked")),
+        SyncRunItem.local_id.is_not(None),
+    )
+    has_codes = sa.exists().where(project_cost_code.c.project_id == Project.id)
+    projects = sa.and_(Project.company_id == company_id, Project.id.in_(run_projects), ~has_codes)
+    codes = sa.and_(
+        CostCode.company_id == company_id,
+        CostCode.active.is_(True),
+        CostCode.id.in_(list_codes),
+    )
+    code_count = db.session.scalar(sa.select(sa.func.count(CostCode.id)).where(codes))
+    if not code_count:
+        return 0
+    project_count = db.session.scalar(sa.select(sa.func.count(Project.id)).where(projects))
+    if not project_count:
+        return 0
+    pairs = (
+        sa.select(Project.id, CostCode.id)
+        .select_from(Project)
+        .join(CostCode, sa.true())
+        .where(projects, codes)
+    )
+    db.session.execute(
+        sa.insert(project_cost_code).from_select(["project_id", "cost_code_id"], pairs)
+    )
+    noun = "project" if project_count == 1 else "projects"
+    run.stage = f"Cost codes assigned to {project_count} {noun}"
+    _checkpoint(run, codes_assigned=project_count)
+    db.session.add(
+        SyncRunItem(
+            company_id=company_id,
+            run_id=run.id,
+            entity_type=PROJECT,
+            label=f"Cost codes assigned to {project_count} {noun}",
+            outcome="updated",
+            reason=(
+                f"Each got the {code_count} active codes of the standard cost code list, "
+                "so workers can enter time on them. Projects that already had codes kept theirs."
+            ),
+        )
+    )
+    db.session.commit()
+    return project_count
 
 
 # -- the wizard's manual tables ----------------------------------------------------------
