@@ -184,3 +184,23 @@ def test_run_summary_tells_the_admin_how_many_projects_got_codes(
 
     assert page.status_code == 200
     assert "Cost codes assigned to 7 projects" in page.get_data(as_text=True)
+
+
+def test_step_4_tells_the_admin_projects_get_the_lists_codes(
+    demo_sandbox, company, admin, admin_client
+):
+    ids = demo_ids(demo_sandbox)
+    _configure(company, ids)
+    fetcher = SandboxFetcher(ids["company"])
+    stage, _ = imports.create_run(company.id, "stage_cost_code", None)
+    db.session.commit()
+    imports.stage_records(stage.id, fetcher)
+
+    step4 = admin_client.get("/settings/integrations/procore/setup/step/4")
+    step3 = admin_client.get("/settings/integrations/procore/setup/step/3")
+
+    assert step4.status_code == 200
+    text = step4.get_data(as_text=True)
+    assert "no cost codes yet gets all active codes of this list" in text
+    assert "Projects that already have cost codes keep exactly theirs" in text
+    assert "cost-code-assignment-help" not in step3.get_data(as_text=True)
