@@ -16,9 +16,11 @@ from procore_sandbox.testing import mount_sandbox
 from tests.conftest import make_user
 from webapp.extensions import db
 from webapp.models import (
+    ConnectionStatus,
     CostCode,
     EntityType,
     IntegrationSettings,
+    ProcoreConnection,
     ProcoreLink,
     Project,
     Role,
@@ -174,6 +176,14 @@ def world(sandbox, company):
         setup_completed_at=utcnow(),
     )
     db.session.add(settings)
+    # Connected (tests hand the push a sandbox client, so no tokens are needed here).
+    db.session.add(
+        ProcoreConnection(
+            company_id=company.id,
+            status=ConnectionStatus.ACTIVE,
+            procore_company_id=sandbox.company_id,
+        )
+    )
     code = CostCode(company_id=company.id, code="03-100", name="Formwork")
     project = Project(
         company_id=company.id,

@@ -60,3 +60,17 @@ def test_redis_down_after_commit_keeps_the_outbox_rows(world, app):
     assert get_queue("push").count == 0
     assert push.enqueue_all_due() == 1  # the safety net picks the company up again
     assert get_queue("push").count == 1
+
+
+def test_safety_net_leaves_companies_that_need_reconnecting_alone(world, app):
+    from webapp.models import ConnectionStatus, ProcoreConnection
+
+    app.config["PUSH_AUTO_ENQUEUE"] = True
+    app.extensions["redis"] = redis.Redis.from_url("redis://127.0.0.1:1/0")
+    world.approve(world.card(world.workers[0], entries=1))
+    app.extensions.pop("redis")
+    db.session.get(ProcoreConnection, world.company.id).status = ConnectionStatus.NEEDS_REAUTH
+    db.session.commit()
+    # A push could only record another failed run every scheduler tick; wait for Reconnect.
+    assert push.enqueue_all_due() == 0
+    assert get_queue("push").count == 0

@@ -25,9 +25,11 @@ from flask import current_app
 from webapp import redis_runtime
 from webapp.extensions import db
 from webapp.models import (
+    ConnectionStatus,
     CostCode,
     EntityType,
     IntegrationSettings,
+    ProcoreConnection,
     ProcoreLink,
     Project,
     RunStatus,
@@ -184,8 +186,15 @@ def enqueue_push(company_id: int, delay: timedelta | None = None) -> bool:
 def enqueue_all_due() -> int:
     """Enqueue a drain for every company with queued rows (a safety net for lost enqueues,
     e.g. Redis down at commit time; the periodic scheduler or `Send now` call it)."""
+    # Only active connections: one needing reconnect would record a failed run every tick.
     companies = db.session.scalars(
-        sa.select(ProcorePush.company_id).where(ProcorePush.state.in_(WORK_STATES)).distinct()
+        sa.select(ProcorePush.company_id)
+        .join(ProcoreConnection, ProcoreConnection.company_id == ProcorePush.company_id)
+        .where(
+            ProcorePush.state.in_(WORK_STATES),
+            ProcoreConnection.status == ConnectionStatus.ACTIVE,
+        )
+        .distinct()
     ).all()
     return sum(1 for company_id in companies if enqueue_push(company_id))
 
