@@ -125,13 +125,20 @@ def find_by_origin(entries: Iterable[dict], origin_id: str) -> dict | None:
     return None
 
 
+def _record_id(value: object) -> int | None:
+    """A Procore record id, or None for anything that is not a plain int."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def time_type_ids(time_types: Iterable[dict]) -> dict[str, int]:
-    """{"REG": id, "OT": id, "DT": id} from a time-type list."""
+    """{"REG": id, "OT": id, "DT": id} from a time-type list (malformed rows skipped)."""
     found: dict[str, int] = {}
     for row in time_types:
-        code = (row.get("abbreviated_time_type") or "").upper()
-        if code and code not in found:
-            found[code] = row["id"]
+        code = row.get("abbreviated_time_type")
+        code = code.upper() if isinstance(code, str) else ""
+        row_id = _record_id(row.get("id"))
+        if code and row_id is not None and code not in found:
+            found[code] = row_id
     return found
 
 
@@ -146,7 +153,7 @@ def project_cost_code_id(
     """The project's cost code made from the linked standard code (or with the same code)."""
     by_code = None
     for row in project_codes:
-        if row.get("deleted_at"):
+        if row.get("deleted_at") or _record_id(row.get("id")) is None:
             continue
         if standard_cost_code_id is not None and row.get("standard_cost_code_id") == (
             standard_cost_code_id
@@ -164,7 +171,11 @@ def cost_code_segment(full_code: str) -> str:
 
 def party_ids_by_user(people: Iterable[dict]) -> dict[int, int]:
     """{procore user id: person id (party_id)} for people that have a login."""
-    return {p["user_id"]: p["id"] for p in people if p.get("user_id") is not None}
+    return {
+        p["user_id"]: p["id"]
+        for p in people
+        if _record_id(p.get("user_id")) is not None and _record_id(p.get("id")) is not None
+    }
 
 
 def is_locked_error(body: object) -> bool:
