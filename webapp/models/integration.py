@@ -102,6 +102,9 @@ class IntegrationSettings(TimestampMixin, db.Model):
     )
     # Send waiting entries 25 at a time through v1.1 bulk_create (falls back to single POSTs).
     use_bulk_timecards: Mapped[bool] = mapped_column(default=False)
+    # Procore line item type (cost type) sent on every entry so labour reaches budgets.
+    labor_line_item_type_id: Mapped[int | None] = mapped_column(BigId)
+    labor_line_item_type_name: Mapped[str | None] = mapped_column(sa.String(200))
     setup_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

@@ -373,6 +373,8 @@ class Pusher:
         settings = db.session.get(IntegrationSettings, company_id)
         self.use_bulk = bool(settings and settings.use_bulk_timecards)
         self.writes_cost_codes = bool(settings and settings.cost_codes_direction.writes_procore)
+        # Step 5's labour line item type, sent on every entry when chosen.
+        self.line_item_type_id = settings.labor_line_item_type_id if settings else None
         self.procore_company_id = getattr(client, "procore_company_id", None) or (
             settings.procore_company_id if settings else None
         )
@@ -530,6 +532,7 @@ class Pusher:
             party_id=party_id,
             cost_code_id=cost_code_id,
             time_type_id=time_types[wanted],
+            line_item_type_id=self.line_item_type_id,
         )
 
     def _party_id(self, procore_user_id: int) -> int | None:

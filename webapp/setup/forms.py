@@ -40,3 +40,30 @@ def validate_step5(form) -> tuple[dict, dict]:
     except ValueError:
         errors["timecard_trigger"] = "Choose when time cards are sent."
     return values, errors
+
+
+LINE_ITEM_TYPE_FIELD = "labor_line_item_type_id"
+
+
+def validate_line_item_type(
+    form, types: list[dict], current_id: int | None, unavailable: str | None
+) -> tuple[bool, dict | None, str | None]:
+    """Step 5's labour line item type: (keep what is saved, the choice, the error).
+
+    Empty means none; otherwise one of the listed types. When Procore could not list them,
+    only the saved choice (or none) passes, so the rest of the step can still be saved.
+    """
+    if LINE_ITEM_TYPE_FIELD not in form:
+        return True, None, None
+    raw = str(form.get(LINE_ITEM_TYPE_FIELD) or "").strip()
+    if not raw:
+        return False, None, None
+    chosen = parse_int(raw)
+    by_id = {t["id"]: t for t in types}
+    if chosen is not None and chosen in by_id:
+        return False, by_id[chosen], None
+    if unavailable:
+        if chosen is not None and chosen == current_id:
+            return True, None, None
+        return False, None, unavailable
+    return False, None, "Choose a line item type from the list, or none."

@@ -12,7 +12,7 @@ from webapp.pagination import paginate
 from webapp.procore import mapping
 from webapp.procore.errors import ProcoreError
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
-from webapp.services import imports, links
+from webapp.services import imports, line_item_types, links
 from webapp.setup import forms
 from webapp.tenancy import admin_required, current_company_id
 
@@ -98,6 +98,11 @@ def _step_context(step: int, errors: dict | None = None, **extra) -> dict:
         run = imports.latest_run(company_id, imports.IMPORT_KIND)
         context["import_run"] = run
         context["items"] = imports.run_items(run) if run is not None and run.finished else []
+        if "line_item_types" not in extra:
+            types, unavailable = _line_item_types()
+            extra = {**extra, "line_item_types": types}
+            if unavailable:
+                context["errors"] = {**context["errors"], forms.LINE_ITEM_TYPE_FIELD: unavailable}
     context.update(extra)
     return context
 
@@ -271,13 +276,29 @@ def run_progress(run_id: int):
 def sync():
     """'Sync': save the sync settings, complete set-up and run the import of what was chosen."""
     values, errors = forms.validate_step5(request.form)
-    if errors:
-        return _render_step(5, 422, errors=errors)
+    types, unavailable = _line_item_types()
     settings = _settings()
+    keep, choice, type_error = forms.validate_line_item_type(
+        request.form, types, settings.labor_line_item_type_id, unavailable
+    )
+    if type_error:
+        errors[forms.LINE_ITEM_TYPE_FIELD] = type_error
+    # Procore's refusal stays visible beside the field even when the rest saves.
+    errors_shown = {forms.LINE_ITEM_TYPE_FIELD: unavailable} if unavailable else None
+    if errors:
+        errors = {**(errors_shown or {}), **errors}
+        return _render_step(5, 422, errors=errors, line_item_types=types)
     if settings.procore_company_id is None:
-        return _render_step(5, 422, errors={"step": "Choose the Procore company in step 1."})
+        return _render_step(
+            5,
+            422,
+            errors={"step": "Choose the Procore company in step 1."},
+            line_item_types=types,
+        )
     for key, value in values.items():
         setattr(settings, key, value)
+    if not keep:
+        line_item_types.apply_choice(settings, choice)
     _complete(settings, 5)
     settings.setup_completed_at = settings.setup_completed_at or utcnow()
     run, created = imports.create_run(current_company_id(), imports.IMPORT_KIND, current_user.id)
@@ -286,7 +307,20 @@ def sync():
         jobs.enqueue_run(jobs.import_from_procore, run)
     else:
         jobs.enqueue_if_lost(jobs.import_from_procore, run)
-    return _render_step(5, import_run=run)
+    return _render_step(5, errors=errors_shown, import_run=run, line_item_types=types)
+
+
+def _line_item_types() -> tuple[list[dict], str | None]:
+    """The company's line item types, or none and why when Procore cannot answer."""
+    try:
+        return line_item_types.company_line_item_types(current_company_id()), None
+    except ProcoreError as failure:
+        current_app.logger.warning("line item types unavailable: %s", type(failure).__name__)
+        db.session.rollback()
+        return [], (
+            "Procore could not list the line item types just now. The other settings still "
+            "save; reload the step in a minute to choose one."
+        )
 
 
 # -- manual tables -----------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The company's Procore line item types (cost types), for step 5's labour choice."""
+
+from webapp.services import imports
+
+PER_PAGE = 100
+MAX_PAGES = 5  # companies keep a handful of cost types; stop well before a runaway listing
+
+
+def company_line_item_types(company_id: int) -> list[dict]:
+    """The chosen Procore company's line item types, labour ones first (a small lookup).
+
+    Raises ProcoreError when Procore cannot answer; the caller shows it beside the field.
+    """
+    settings = imports.settings_for(company_id)
+    if settings.procore_company_id is None:
+        return []
+    fetch = imports.client_page_fetcher(company_id)
+    params = {"company_id": settings.procore_company_id}
+    found: list[dict] = []
+    for page in range(1, MAX_PAGES + 1):
+        items, _total = fetch("/rest/v1.0/line_item_types", params, page, PER_PAGE)
+        found.extend(items)
+        if len(items) < PER_PAGE:
+            break
+    types = [
+        {
+            "id": item["id"],
+            "name": str(item.get("name") or item.get("code") or item["id"]),
+            "code": item.get("code"),
+            "labor": item.get("base_type") == "labor",
+        }
+        for item in found
+        if isinstance(item, dict) and isinstance(item.get("id"), int)
+    ]
+    return sorted(types, key=lambda t: (not t["labor"], t["name"].lower()))
+
+
+def apply_choice(settings, choice: dict | None) -> None:
+    """Save the chosen line item type (None = send entries without one)."""
+    settings.labor_line_item_type_id = choice["id"] if choice else None
+    settings.labor_line_item_type_name = choice["name"] if choice else None
