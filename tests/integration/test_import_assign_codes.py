@@ -38,6 +38,20 @@ def _pair_count():
     return db.session.scalar(sa.select(sa.func.count()).select_from(project_cost_code))
 
 
+def _bookable_codes(company) -> set[int]:
+    """Active codes that are not divisions (a division groups codes; time goes on codes)."""
+    parents = sa.select(CostCode.parent_id).where(CostCode.parent_id.is_not(None))
+    return set(
+        db.session.scalars(
+            sa.select(CostCode.id).where(
+                CostCode.company_id == company.id,
+                CostCode.active.is_(True),
+                CostCode.id.not_in(parents),
+            )
+        )
+    )
+
+
 def _projects(company):
     return list(db.session.scalars(sa.select(Project).where(Project.company_id == company.id)))
 
@@ -58,12 +72,14 @@ def test_imported_projects_get_every_imported_cost_code(demo_sandbox, company, a
         )
     )
     assert len(imported_codes) == 45
+    bookable = _bookable_codes(company)
+    assert 0 < len(bookable) < 45  # the divisions are left out
     projects = _projects(company)
     assert len(projects) == 7
     for project in projects:
-        assert _codes_of(project.id) == imported_codes
+        assert _codes_of(project.id) == bookable
         # What the time entry form offers a worker for this project.
-        assert len(timecards.project_cost_codes(company.id, project.id)) == 45
+        assert len(timecards.project_cost_codes(company.id, project.id)) == len(bookable)
     item = db.session.scalar(
         sa.select(SyncRunItem).where(SyncRunItem.run_id == run.id, SyncRunItem.outcome == "updated")
     )
@@ -92,7 +108,7 @@ def test_a_project_that_already_had_codes_keeps_exactly_its_own(demo_sandbox, co
     assert _codes_of(untouched.id) == set()
     others = [p for p in _projects(company) if p.id not in (mine.id, untouched.id)]
     assert len(others) == 6
-    assert all(len(_codes_of(p.id)) == 45 for p in others)
+    assert all(_codes_of(p.id) == _bookable_codes(company) - {own_code.id} for p in others)
     assert all(own_code.id not in _codes_of(p.id) for p in others)
     item = db.session.scalar(
         sa.select(SyncRunItem).where(SyncRunItem.run_id == run.id, SyncRunItem.outcome == "updated")
@@ -106,7 +122,7 @@ def test_rerunning_the_import_assigns_nothing_twice(demo_sandbox, company, admin
     fetcher = SandboxFetcher(ids["company"])
     first = _import(company, fetcher)
     pairs = _pair_count()
-    assert pairs == 7 * 45
+    assert pairs == 7 * len(_bookable_codes(company))
 
     # A resumed run (the job retried after its last commit) finds nothing left to do.
     assert imports.assign_list_codes_to_new_projects(first) == 0
@@ -156,7 +172,7 @@ def test_assigning_codes_makes_no_extra_procore_calls(demo_sandbox, company, adm
     # ⌈24/10⌉ users + ⌈8/10⌉ projects + ⌈45/10⌉ codes, as without the assignment.
     assert fetcher.calls == 3 + 1 + 5
     assert run.api_calls == 3 + 1 + 5
-    assert _pair_count() == 7 * 45
+    assert _pair_count() == 7 * len(_bookable_codes(company))
 
 
 def test_import_without_a_cost_code_list_assigns_nothing(demo_sandbox, company, admin):

@@ -916,10 +916,13 @@ def assign_list_codes_to_new_projects(run: SyncRun) -> int:
     )
     has_codes = sa.exists().where(project_cost_code.c.project_id == Project.id)
     projects = sa.and_(Project.company_id == company_id, Project.id.in_(run_projects), ~has_codes)
+    child = sa.orm.aliased(CostCode)
+    is_division = sa.exists().where(child.parent_id == CostCode.id)
     codes = sa.and_(
         CostCode.company_id == company_id,
         CostCode.active.is_(True),
         CostCode.id.in_(list_codes),
+        ~is_division,  # divisions group codes; time is booked to the codes under them
     )
     code_count = db.session.scalar(sa.select(sa.func.count(CostCode.id)).where(codes))
     if not code_count:
