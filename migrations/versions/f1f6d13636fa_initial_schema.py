@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 68cf66cc9ab3
+Revision ID: f1f6d13636fa
 Revises: 
-Create Date: 2026-11-28 04:17:03.632601
+Create Date: 2026-11-28 04:31:22.446122
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '68cf66cc9ab3'
+revision = 'f1f6d13636fa'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -58,6 +58,8 @@ def upgrade():
     sa.Column('cost_codes_direction', sa.Enum('procore_to_crewclock', 'crewclock_to_procore', 'both', 'off', name='syncdirection', native_enum=False, length=30), nullable=False),
     sa.Column('timecard_trigger', sa.Enum('submitted', 'approved', name='timecardtrigger', native_enum=False, length=30), nullable=False),
     sa.Column('use_bulk_timecards', sa.Boolean(), nullable=False),
+    sa.Column('labor_line_item_type_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('labor_line_item_type_name', sa.String(length=200), nullable=True),
     sa.Column('setup_completed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
