@@ -11,7 +11,8 @@ hash compares against either side:
 Inbound: an incremental poll with `filters[updated_at]` from a cursor taken from Procore's
 clock and advanced only after a complete listing; webhooks fetch single records by id; a
 periodic full listing soft-deletes linked records missing from a *complete* listing.
-Outbound: the bulk sync endpoints, 1,000 per call, matched by Procore id.
+Outbound: the bulk sync endpoints, 1,000 per call, matched by Procore id (users, projects,
+and standard cost codes of the chosen list, placed under their linked division).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from webapp.models import (
     EntityType,
     IntegrationSettings,
     ProcoreLink,
+    ProcoreStagedRecord,
     Project,
     Role,
     RunStatus,
@@ -273,6 +275,9 @@ class Syncer:
         self.pc = self.settings.procore_company_id
         self.directions = directions(self.settings)
         self.policy = state_for(company_id).conflict_policy
+        # No write transaction may stay open across a Procore call: a token refresh commits
+        # in its own session, and on SQLite it would wait on ours ("database is locked").
+        db.session.commit()
         self.tally = Tally()
         self.dates = DateWatcher(client)
 
@@ -287,13 +292,16 @@ class Syncer:
     def full(self) -> None:
         """List everything (incl. cost codes), soft-delete what a complete listing lacks."""
         for entity in (USER, PROJECT, COST_CODE):
-            if self.directions[entity].reads_procore:
+            # Crewclock -> Procore reads too: the listing agrees the first base for links
+            # still holding the import's raw-payload hash (decide() applies nothing then).
+            if self.directions[entity] != SyncDirection.OFF:
                 self.reconcile(entity)
         self.outbound()
 
     # -- inbound -----------------------------------------------------------------------------
     def poll(self, entity: str) -> None:
         cursor = cursor_for(self.company_id, entity)
+        db.session.commit()  # see __init__: nothing uncommitted while Procore is called
         if cursor.cursor is None:
             # Never synced: a full listing sets the first cursor (and catches deletions).
             self.reconcile(entity)
@@ -310,6 +318,7 @@ class Syncer:
 
     def reconcile(self, entity: str) -> None:
         cursor = cursor_for(self.company_id, entity)
+        db.session.commit()  # see __init__: nothing uncommitted while Procore is called
         started_local = self.now()
         self.dates.reset()
         seen: set[int] = set()
@@ -357,7 +366,7 @@ class Syncer:
             pid = mapping.procore_id(payload)
             if pid is not None:
                 by_id[pid] = payload
-        if not by_id or not self.directions[entity].reads_procore:
+        if not by_id or self.directions[entity] == SyncDirection.OFF:
             return set(by_id)
         model = MODELS[entity]
         pairs = db.session.execute(
@@ -558,8 +567,8 @@ class Syncer:
 
     # -- outbound ----------------------------------------------------------------------------
     def outbound(self) -> None:
-        """Send our changed linked users and projects to Procore's sync endpoints."""
-        for entity in (USER, PROJECT):
+        """Send our changed linked users, projects and cost codes to Procore's sync endpoints."""
+        for entity in (USER, PROJECT, COST_CODE):
             if self.directions[entity].writes_procore:
                 self._send(entity)
 
@@ -586,30 +595,139 @@ class Syncer:
                 changed.append((link, record, lh))
         return changed
 
-    def _send(self, entity: str) -> None:
-        from webapp.procore.errors import body_message
+    def _sync_endpoint(self, entity: str) -> tuple[str, dict] | None:
+        """(path, scope ids for the body) of the entity's sync action; None if there is none."""
+        if entity == USER:
+            return f"/rest/v1.0/companies/{self.pc}/users/sync", {}
+        if entity == PROJECT:
+            return "/rest/v1.0/projects/sync", {"company_id": self.pc}
+        if self.settings.standard_cost_code_list_id is None:
+            return None
+        return "/rest/v1.0/standard_cost_codes/sync", {
+            "company_id": self.pc,
+            "standard_cost_code_list_id": self.settings.standard_cost_code_list_id,
+        }
 
-        changed = self._changed_local(entity)
+    def _updates(self, entity: str, batch: list) -> tuple[list[dict], dict[int, str]]:
+        """The sync action's elements for a batch, and {procore id: why not sendable}."""
+        if entity == COST_CODE:
+            return self._cost_code_updates(batch)
+        return [{"id": link.procore_id, **to_procore(entity, rec)} for link, rec, _ in batch], {}
+
+    def _cost_code_updates(self, batch: list) -> tuple[list[dict], dict[int, str]]:
+        """Standard cost code elements, placed in Procore's division/code tree.
+
+        The set-up import stores Procore's `full_code` as our code and links each code to its
+        division (`parent_id`), so we send the segment after the division's code with the
+        division's Procore id; Procore's full code then equals ours and the echo is quiet.
+        """
+        parent_ids = {rec.parent_id for _, rec, _ in batch if rec.parent_id is not None}
+        parents: dict[int, tuple[str, int | None]] = {}
+        if parent_ids:
+            rows = db.session.execute(
+                sa.select(CostCode.id, CostCode.code, ProcoreLink.procore_id)
+                .outerjoin(
+                    ProcoreLink,
+                    sa.and_(
+                        ProcoreLink.company_id == self.company_id,
+                        ProcoreLink.entity_type == EntityType.COST_CODE,
+                        ProcoreLink.local_id == CostCode.id,
+                    ),
+                )
+                .where(CostCode.company_id == self.company_id, CostCode.id.in_(parent_ids))
+            ).all()
+            parents = {row.id: (row.code, row.procore_id) for row in rows}
+        roots = [link.procore_id for link, rec, _ in batch if rec.parent_id is None]
+        # Codes that sat under a division in Procore when the set-up listed them.
+        under_division = set()
+        if roots:
+            under_division = set(
+                db.session.scalars(
+                    sa.select(ProcoreStagedRecord.procore_id).where(
+                        ProcoreStagedRecord.company_id == self.company_id,
+                        ProcoreStagedRecord.entity_type == COST_CODE,
+                        ProcoreStagedRecord.procore_id.in_(roots),
+                        ProcoreStagedRecord.parent_procore_id.is_not(None),
+                    )
+                )
+            )
+        updates: list[dict] = []
+        refused: dict[int, str] = {}
+        for link, record, _ in batch:
+            values = local_values(COST_CODE, record)
+            code = values["code"] or ""
+            if record.parent_id is None:
+                if link.procore_id in under_division:
+                    refused[link.procore_id] = (
+                        "In Procore it sits under a division; choose that division here first."
+                    )
+                    continue
+                segment, parent_pid = code, None
+            else:
+                division_code, parent_pid = parents.get(record.parent_id, ("", None))
+                prefix = f"{division_code}-"
+                if parent_pid is None:
+                    refused[link.procore_id] = (
+                        f"Its division {division_code} is not linked to Procore."
+                    )
+                    continue
+                if not code.startswith(prefix) or len(code) == len(prefix):
+                    refused[link.procore_id] = (
+                        f"Its code must start with its division's code ({prefix}...), "
+                        "as in Procore's cost code structure."
+                    )
+                    continue
+                segment = code[len(prefix) :]
+            updates.append(
+                {
+                    "id": link.procore_id,
+                    "code": segment,
+                    "name": values["name"],
+                    "parent_id": parent_pid,
+                }
+            )
+        return updates, refused
+
+    def _patch_sync(self, path: str, scope: dict, updates: list[dict]) -> tuple[dict, dict]:
+        """Send one sync call: ({procore id: entity}, {procore id: Procore's message}).
+
+        A 413 (standard cost codes) halves the batch until Procore takes it.
+        """
+        from webapp.procore.errors import ProcoreError, body_message
+
+        try:
+            reply = self.client.patch(path, json={**scope, "updates": updates}, idempotent=True)
+        except ProcoreError as exc:
+            if exc.status != 413:
+                raise
+            if len(updates) == 1:
+                return {}, {updates[0]["id"]: "Procore refused it as too large (HTTP 413)."}
+            half = len(updates) // 2
+            ok_a, errors_a = self._patch_sync(path, scope, updates[:half])
+            ok_b, errors_b = self._patch_sync(path, scope, updates[half:])
+            return {**ok_a, **ok_b}, {**errors_a, **errors_b}
+        reply = reply if isinstance(reply, dict) else {}
+        ok = {}
+        for item in reply.get("entities") or []:
+            if isinstance(item, dict) and mapping.procore_id(item) is not None:
+                ok[mapping.procore_id(item)] = item
+        errors = {}
+        for item in reply.get("errors") or []:
+            if isinstance(item, dict):
+                errors[mapping.procore_id(item)] = body_message(item) or "rejected"
+        return ok, errors
+
+    def _send(self, entity: str) -> None:
+        endpoint = self._sync_endpoint(entity)
+        changed = self._changed_local(entity) if endpoint else []
         if not changed:
             return
+        path, scope = endpoint
         self.run.stage = f"Sending {entity}s to Procore"
-        if entity == USER:
-            path, scope = f"/rest/v1.0/companies/{self.pc}/users/sync", {}
-        else:
-            path, scope = "/rest/v1.0/projects/sync", {"company_id": self.pc}
         for start in range(0, len(changed), SYNC_BATCH):
             batch = changed[start : start + SYNC_BATCH]
-            updates = [{"id": link.procore_id, **to_procore(entity, rec)} for link, rec, _ in batch]
-            reply = self.client.patch(path, json={**scope, "updates": updates}, idempotent=True)
-            reply = reply if isinstance(reply, dict) else {}
-            ok = {}
-            for item in reply.get("entities") or []:
-                if isinstance(item, dict) and mapping.procore_id(item) is not None:
-                    ok[mapping.procore_id(item)] = item
-            errors = {}
-            for item in reply.get("errors") or []:
-                if isinstance(item, dict):
-                    errors[mapping.procore_id(item)] = body_message(item) or "rejected"
+            updates, refused = self._updates(entity, batch)
+            ok, errors = self._patch_sync(path, scope, updates) if updates else ({}, {})
             for link, record, lh in batch:
                 label = _label(entity, record)
                 if link.procore_id in ok:
@@ -620,7 +738,10 @@ class Syncer:
                     self._item(entity, link, label, "sent", None)
                     self.tally.sent += 1
                 else:
-                    reason = NOT_SENT + errors.get(link.procore_id, "Procore did not confirm it.")
+                    why = refused.get(link.procore_id) or errors.get(
+                        link.procore_id, "Procore did not confirm it."
+                    )
+                    reason = NOT_SENT + why
                     link.sync_problem = reason[:2000]
                     self._item(entity, link, label, "failed", reason)
                     self.tally.failed += 1
