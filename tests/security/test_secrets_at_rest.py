@@ -28,6 +28,8 @@ from webapp.models import (
     IntegrationSettings,
     ProcoreConnection,
     Project,
+    RunStatus,
+    SyncRun,
     TimeCardStatus,
     TimecardTrigger,
     TimeEntryMode,
@@ -147,6 +149,7 @@ def _full_run(app, sandbox_app, company, admin) -> dict:
     assert created
     _work("sync")
     db.session.expire_all()
+    assert db.session.get(SyncRun, sync_run.id).status == RunStatus.SUCCEEDED
 
     connection = db.session.get(ProcoreConnection, company.id)
     cipher = token_cipher()
