@@ -213,3 +213,15 @@ def test_a_413_halves_the_batch_until_procore_takes_it(codes_world, monkeypatch)
         assert world.sandbox.store.get("standard_cost_codes", by_local[code.id])["name"] == (
             code.name
         )
+
+
+def test_cost_code_changed_on_both_sides_takes_procores_version_by_default(codes_world):
+    world = codes_world
+    procore_id, code = _child(world)
+    code.name = "Ours"
+    db.session.commit()
+    world.sandbox.store.update("standard_cost_codes", procore_id, {"name": "Theirs"})
+    world.run()
+    db.session.refresh(code)
+    assert code.name == "Theirs"
+    assert world.sandbox.store.get("standard_cost_codes", procore_id)["name"] == "Theirs"

@@ -287,6 +287,11 @@ class Syncer:
         for entity in (USER, PROJECT):
             if self.directions[entity].reads_procore:
                 self.poll(entity)
+        if self.directions[COST_CODE] == SyncDirection.BOTH and self._changed_local(COST_CODE):
+            # Cost codes have no updated_at filter: read them before sending ours (only when
+            # there is something to send), so a change on both sides meets the conflict
+            # policy instead of being overwritten.
+            self.reconcile(COST_CODE)
         self.outbound()
 
     def full(self) -> None:
