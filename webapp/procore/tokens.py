@@ -385,6 +385,15 @@ class ConnectionTokens:
             if rejected is not None and current != rejected and self._fresh(conn, timedelta(0)):
                 return _Outcome(token=current)
             old_refresh_enc = conn.refresh_token_enc
+            # Take the write lock before the single-use refresh token is spent: on SQLite
+            # (where FOR UPDATE is a no-op) a writer elsewhere would otherwise make the
+            # commit below fail after Procore rotated the pair, losing the connection.
+            session.execute(
+                sa.update(table)
+                .where(table.company_id == self.company_id)
+                .values(updated_at=conn.updated_at)
+                .execution_options(synchronize_session=False)
+            )
             kind, reply = self._call_token_endpoint(self._cipher.decrypt(old_refresh_enc))
             now = _now(self.clock)
             if kind == "ok":

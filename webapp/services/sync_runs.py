@@ -418,6 +418,7 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
                 event.outcome = "ignored: our own change"
             else:
                 wanted.setdefault((entity, event.resource_id), []).append(event)
+                continue  # processed once its record is fetched (below)
             event.processed_at = now
         linked = set()
         for entity in {e for e, _ in wanted}:
@@ -430,6 +431,10 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
                 )
             )
             linked |= {(entity, pid) for pid in rows}
+        # Commit per record: no write transaction stays open across a Procore call (a token
+        # refresh commits in its own session; on SQLite it would wait on ours), and a worker
+        # killed mid-batch leaves only unfetched events pending.
+        db.session.commit()
         for key, group in wanted.items():
             entity, procore_id = key
             if key not in linked or not syncer.directions[entity].reads_procore:
@@ -439,6 +444,8 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
                 lease.renew()
             for event in group:
                 event.outcome = outcome
+                event.processed_at = now
+            db.session.commit()
         syncer.run.done += len(events)
         db.session.commit()
 
