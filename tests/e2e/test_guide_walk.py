@@ -82,13 +82,11 @@ def log_out(page) -> None:
 
 
 def give_supervisor_and_password(page) -> None:
-    """Admin: the imported project gets a cost code and Sam as supervisor; the imported
-    worker gets a password."""
+    """Admin: the imported project (which came with its cost codes) gets Sam as supervisor;
+    the imported worker gets a password."""
     open_link(page, "Projects")
     open_link(page, PROJECT)
-    # Imported projects start with no cost codes here; the admin picks the one the crew uses.
-    choose(page.get_by_label("Cost code to add"), "Formwork")
-    page.locator("#project-cost-codes").get_by_role("button", name="Add").click()
+    # The import gave the project its list's cost codes, so time can be booked right away.
     expect(page.locator("#project-cost-codes table")).to_contain_text("Formwork")
     choose(page.get_by_label("Supervisors"), "Sam Supervisor")
     page.get_by_role("button", name="Save").click()
@@ -221,6 +219,8 @@ def test_guide_walk_connects_imports_sends_time_and_asks_to_reconnect(stack, pag
     open_link(page, "My time")
     row = page.locator("tr.editing")
     row.get_by_label("Project").select_option(label=PROJECT)
+    # Choosing the project redraws the row with that project's codes: let htmx finish first.
+    page.wait_for_load_state("networkidle")
     expect(row.get_by_label("Cost code")).to_contain_text("Formwork")
     choose(row.get_by_label("Cost code"), "Formwork")
     row.get_by_label("Hours").fill("7.5")
