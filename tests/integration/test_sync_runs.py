@@ -73,3 +73,21 @@ def test_integrations_card_shows_last_sync_and_needs_attention(world, client):
     assert "Last successful sync:" in card and "Sync paused" in card
     page = client.get(PAGE).get_data(as_text=True)
     assert "Sync is paused" in page and "Resume sync" in page
+
+
+def test_paused_sync_alerts_admins_on_every_page_and_not_workers(client, company, admin):
+    from tests.conftest import make_user
+    from webapp.models import Role, SyncState
+    from webapp.models.base import utcnow
+
+    db.session.add(
+        SyncState(company_id=company.id, paused_at=utcnow(), pause_reason="3 sync runs failed")
+    )
+    db.session.commit()
+    client.login(admin)
+    page = client.get("/users/").get_data(as_text=True)
+    assert "Procore sync paused itself after repeated failures: 3 sync runs failed" in page
+    assert "Review and resume" in page
+    client.post("/logout")
+    client.login(make_user(company, Role.WORKER))
+    assert "sync paused itself" not in client.get("/time/").get_data(as_text=True)

@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, flash, g, request, session
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
+from webapp.extensions import db
 from webapp.htmx import hx_redirect, render_page_or_fragment
 from webapp.models.procore import ConnectionStatus
 from webapp.procore.tokens import (
@@ -129,7 +130,26 @@ def procore_banner_state():
             g.procore_needs_reconnect = status == ConnectionStatus.NEEDS_REAUTH
         return g.procore_needs_reconnect
 
-    return {"procore_needs_reconnect": procore_needs_reconnect}
+    def procore_sync_pause_reason() -> str | None:
+        """Why sync paused itself after repeated failures (admins only), else None."""
+        if not (current_user.is_authenticated and current_user.is_admin):
+            return None
+        if "procore_sync_pause" not in g:
+            from webapp.models import SyncState
+
+            try:
+                state = db.session.get(SyncState, current_user.company_id)
+            except Exception:  # a banner must never break a page
+                current_app.logger.warning("could not read the sync state")
+                state = None
+            paused = state is not None and state.paused_at is not None
+            g.procore_sync_pause = (state.pause_reason or "repeated failures") if paused else None
+        return g.procore_sync_pause
+
+    return {
+        "procore_needs_reconnect": procore_needs_reconnect,
+        "procore_sync_pause_reason": procore_sync_pause_reason,
+    }
 
 
 @bp.cli.command("rotate-token-keys")
