@@ -1,5 +1,6 @@
 """Settings → Integrations → Procore → 'Set Up': five steps as fragments of one page."""
 
+import redis
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
@@ -200,11 +201,16 @@ def cost_code_lists():
     )
 
 
+# A small lookup fails plainly when Procore cannot answer, or when Redis (which paces every
+# Procore call through the shared request budget) is down: the step still renders.
+LOOKUP_FAILURES = (ProcoreError, redis.exceptions.RedisError)
+
+
 def _cost_code_lists() -> tuple[list[dict], str | None]:
     """The chosen company's lists, or none and why when Procore cannot answer (never a 500)."""
     try:
         return imports.cost_code_lists(current_company_id()), None
-    except ProcoreError as failure:
+    except LOOKUP_FAILURES as failure:
         current_app.logger.warning("cost code lists unavailable: %s", type(failure).__name__)
         db.session.rollback()
         return [], "Procore could not list the cost code lists just now. Try again in a minute."
@@ -314,7 +320,7 @@ def _line_item_types() -> tuple[list[dict], str | None]:
     """The company's line item types, or none and why when Procore cannot answer."""
     try:
         return line_item_types.company_line_item_types(current_company_id()), None
-    except ProcoreError as failure:
+    except LOOKUP_FAILURES as failure:
         current_app.logger.warning("line item types unavailable: %s", type(failure).__name__)
         db.session.rollback()
         return [], (
