@@ -117,3 +117,71 @@ def test_errors_are_described_in_plain_words_and_locks_are_recognised():
 def test_hours_outside_procore_range_is_refused_before_sending():
     with pytest.raises(m.EntryNotSendable):
         m.entry_payload(facts(hours=Decimal("25")), REFS)
+
+
+def procore_copy(payload: dict, **changes) -> dict:
+    """How Procore returns an entry made from `payload` (nested ids, UTC times, '8.0')."""
+    entry = {
+        "id": 9,
+        "date": payload["date"],
+        "hours": None,
+        "time_in": None,
+        "time_out": None,
+        "lunch_time": None,
+        "description": payload["description"],
+        "origin_id": payload["origin_id"],
+        "origin_data": payload["origin_data"],
+        "line_item_type_id": payload.get("line_item_type_id"),
+        "billable": False,
+        "approval_status": "pending",
+        "party": {"id": payload["party_id"], "name": "James Smith"},
+        "cost_code": {"id": payload["cost_code_id"], "name": "Formwork"},
+        "timecard_time_type": {"id": payload["timecard_time_type_id"]},
+    }
+    if "hours" in payload:
+        entry["hours"] = str(Decimal(payload["hours"]).normalize())
+    else:
+        entry["time_in"] = "2026-03-02T12:00:00Z"  # 07:00 in New York
+        entry["time_out"] = "2026-03-02T20:30:00Z"
+        entry["lunch_time"] = int(payload["lunch_time"])
+        entry["hours"] = "8.0"
+    entry.update(changes)
+    return entry
+
+
+def test_procore_copy_of_what_we_sent_matches_our_payload_hash_until_someone_edits_it():
+    payload = m.entry_payload(facts(), REFS)
+    sent = m.payload_hash(payload)
+    assert sent in m.procore_payload_hashes(procore_copy(payload), "America/New_York")
+    # Fields we never send (billable, approval) are Procore's business, not a change.
+    assert sent in m.procore_payload_hashes(
+        procore_copy(payload, billable=True, approval_status="reviewed", line_item_type_id=5),
+        "America/New_York",
+    )
+    assert sent not in m.procore_payload_hashes(
+        procore_copy(payload, hours="6.0"), "America/New_York"
+    )
+    assert sent not in m.procore_payload_hashes(
+        procore_copy(payload, description="Moved to level 3"), "America/New_York"
+    )
+
+
+def test_start_stop_copy_in_utc_matches_the_wall_times_we_sent():
+    payload = m.entry_payload(
+        facts(mode=m.START_STOP, start_time=time(7, 0), end_time=time(15, 30), break_minutes=30),
+        REFS,
+    )
+    sent = m.payload_hash(payload)
+    assert sent in m.procore_payload_hashes(procore_copy(payload), "America/New_York")
+    later = procore_copy(payload, time_out="2026-03-02T21:30:00Z")
+    assert sent not in m.procore_payload_hashes(later, "America/New_York")
+
+
+def test_conflict_reason_names_the_fields_with_both_values():
+    ours = m.entry_payload(facts(hours=Decimal("7")), REFS)
+    theirs = m.procore_as_payload(procore_copy(ours, hours="6.0"), "America/New_York")
+    reason = m.changed_in_procore_reason(theirs, ours)
+    assert reason.startswith("Changed in Procore since it was sent")
+    assert "hours: Procore 6.00, here 7.00" in reason
+    assert "notes" not in reason
+    assert "Retry" in m.changed_in_procore_reason(theirs, None)

@@ -71,7 +71,7 @@ def entry_id_from_origin(origin_id: str | None) -> int | None:
 def _wall_time(day: date, moment: time, zone: str) -> str:
     try:
         tz = ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name like "America"
         tz = ZoneInfo("UTC")
     return datetime.combine(day, moment, tzinfo=tz).isoformat(timespec="seconds")
 
@@ -210,3 +210,113 @@ def describe_errors(body: object) -> str:
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return "Procore refused the entry"
+
+
+# --------------------------------------------------- Procore-side edits (reliability.md D5)
+# How each field we send reads in a conflict reason; ids show no value (a bare id says
+# nothing to a person), times and numbers do.
+FIELD_LABELS = {
+    "date": ("date", True),
+    "hours": ("hours", True),
+    "time_in": ("start", True),
+    "time_out": ("end", True),
+    "lunch_time": ("break minutes", True),
+    "description": ("notes", True),
+    "party_id": ("worker", False),
+    "cost_code_id": ("cost code", False),
+    "timecard_time_type_id": ("time type", False),
+    "line_item_type_id": ("line item type", False),
+    "origin_id": ("origin id", False),
+    "origin_data": ("origin data", False),
+}
+CHANGED_IN_PROCORE = "Changed in Procore since it was sent"
+
+
+def _nested_id(entry: dict, name: str) -> int | None:
+    nested = entry.get(name)
+    if isinstance(nested, dict):
+        return _record_id(nested.get("id"))
+    return _record_id(entry.get(f"{name}_id"))
+
+
+def _local_wall_time(value: object, zone: str) -> str | None:
+    """Procore's UTC datetime as the worker's wall time, written as entry_payload writes it."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        tz = ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError, OSError):
+        return str(value)
+    if moment.tzinfo is None:
+        return str(value)
+    return moment.astimezone(tz).isoformat(timespec="seconds")
+
+
+def procore_as_payload(entry: dict, time_zone: str, with_line_item_type: bool = True) -> dict:
+    """Procore's copy of an entry written as the payload we would have sent to get it.
+
+    Hashing this with payload_hash() gives our last payload's hash exactly when nobody
+    changed, in Procore, any field we send (fields we never send are not compared).
+    """
+    payload: dict = {
+        "date": entry.get("date"),
+        "party_id": _nested_id(entry, "party"),
+        "timecard_time_type_id": _nested_id(entry, "timecard_time_type"),
+        "cost_code_id": _nested_id(entry, "cost_code"),
+        "description": entry.get("description") or "",
+        "origin_id": None if entry.get("origin_id") is None else str(entry["origin_id"]),
+        "origin_data": entry.get("origin_data"),
+    }
+    if with_line_item_type and entry.get("line_item_type_id") is not None:
+        payload["line_item_type_id"] = entry["line_item_type_id"]
+    if entry.get("time_in") and entry.get("time_out"):
+        payload["time_in"] = _local_wall_time(entry["time_in"], time_zone)
+        payload["time_out"] = _local_wall_time(entry["time_out"], time_zone)
+        payload["lunch_time"] = str(int(entry.get("lunch_time") or 0))
+    else:
+        try:
+            payload["hours"] = str(Decimal(str(entry.get("hours"))).quantize(Decimal("0.01")))
+        except ArithmeticError:
+            payload["hours"] = entry.get("hours")
+    return payload
+
+
+def procore_payload_hashes(entry: dict, time_zone: str) -> set[str]:
+    """The payload hashes Procore's copy matches: with and without its line item type (a
+    type Procore filled in by itself, when we sent none, is not a change to our fields)."""
+    return {
+        payload_hash(procore_as_payload(entry, time_zone, with_line_item_type=True)),
+        payload_hash(procore_as_payload(entry, time_zone, with_line_item_type=False)),
+    }
+
+
+def changed_in_procore_reason(theirs: dict, ours: dict | None) -> str:
+    """The conflict reason: which of our fields differ between Procore's copy and this edit."""
+    if ours is None:
+        return (
+            f"{CHANGED_IN_PROCORE}, so it was not removed. Check it in Procore; 'Retry' "
+            "removes it anyway."
+        )
+    parts = []
+    for key, (label, show) in FIELD_LABELS.items():
+        if theirs.get(key) == ours.get(key):
+            continue
+        if show:
+            parts.append(
+                f"{label}: Procore {_shown(theirs.get(key))}, here {_shown(ours.get(key))}"
+            )
+        else:
+            parts.append(f"{label} differs")
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return (
+        f"{CHANGED_IN_PROCORE}{detail}; resolve before re-sending: edit the entry here to "
+        "match Procore, or 'Retry' to send this version."
+    )
+
+
+def _shown(value: object) -> str:
+    if value in (None, ""):
+        return "(empty)"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -464,6 +464,12 @@ class Pusher:
             self.result.failed += 1
             _finish(f, PushState.FAILED, str(exc))
             return None
+        if (
+            row.procore_id is not None
+            and mapping.payload_hash(payload) != row.payload_hash
+            and not self._unchanged_in_procore(f, payload)
+        ):
+            return None
         moved = row.procore_id is not None and row.procore_project_id != refs.project_id
         # Procore entries cannot change project: remove the old one, then create anew.
         if moved and not self._delete_remote(f, keep_state=True):
@@ -1000,12 +1006,84 @@ class Pusher:
             procore_updated_at=_parse_time((entry or {}).get("updated_at")),
         )
 
+    # ------------------------------------------------------ Procore-side edits (D5)
+    def _unchanged_in_procore(self, f: _Facts, ours: dict | None) -> bool:
+        """Read Procore's copy before overwriting or removing it (one GET by id).
+
+        True: nobody changed the fields we send since our last write, go ahead. False: the
+        row is settled here, as done when Procore already holds `ours` (e.g. the reply to
+        our last PATCH was lost), else as a conflict for a person (reliability.md §2.6:
+        after a push, Procore-side edits are raised, never silently overwritten).
+        """
+        row = f.row
+        if row.payload_hash is None or row.procore_project_id is None:
+            return True  # nothing to compare against (e.g. 'Retry' after it was deleted)
+        errors = _errors()
+        try:
+            remote = self._call(
+                lambda: self.client.get(
+                    f"/rest/v1.0/projects/{row.procore_project_id}"
+                    f"/timecard_entries/{row.procore_id}"
+                )
+            )
+        except errors.ProcoreNotFound:
+            return True  # the write meets the 404 and handles it as before
+        except _RateLimited as exc:
+            self._rate_limited(f, exc)
+            return False
+        except errors.ProcoreError as exc:
+            self._refused(f, exc)
+            return False
+        if not isinstance(remote, dict):
+            return True
+        zone = self._time_zone(f)
+        seen = mapping.procore_payload_hashes(remote, zone)
+        if row.payload_hash in seen:
+            return True
+        updated_at = _parse_time(remote.get("updated_at"))
+        if ours is not None and mapping.payload_hash(ours) in seen:
+            self.result.unchanged += 1
+            _finish(
+                f,
+                PushState.DONE,
+                payload_hash=mapping.payload_hash(ours),
+                procore_updated_at=updated_at,
+            )
+            return False
+        theirs = mapping.procore_as_payload(remote, zone)
+        self.result.conflicts += 1
+        # sent_hash keeps Procore's version: 'Retry' adopts it as the baseline, so the
+        # retry sends ours unless Procore changes the entry again (see retry_card).
+        _finish(
+            f,
+            PushState.CONFLICT,
+            mapping.changed_in_procore_reason(theirs, ours),
+            sent_hash=mapping.payload_hash(theirs),
+            procore_updated_at=updated_at,
+        )
+        log.info(
+            "audit action=push.conflict_procore_edit company=%s entry=%s procore_id=%s",
+            self.company_id,
+            row.time_entry_id,
+            row.procore_id,
+        )
+        return False
+
+    def _time_zone(self, f: _Facts) -> str:
+        user = f.user
+        if user is None:  # the entry is gone; its card still names the worker
+            card = db.session.get(TimeCard, f.row.time_card_id)
+            user = card.user if card is not None else None
+        return user.time_zone if user is not None else "UTC"
+
     # --------------------------------------------------------------- deletes
     def _delete(self, f: _Facts) -> None:
         row = f.row
         if row.procore_id is None:
             self.result.skipped += 1
             _finish(f, PushState.SKIPPED, "Removed before it was sent to Procore; nothing to do.")
+            return
+        if not self._unchanged_in_procore(f, None):
             return
         if self._delete_remote(f):
             self.result.deleted += 1
@@ -1354,6 +1432,14 @@ def retry_card(company_id: int, card_id: int, push_id: int | None = None) -> int
         query = query.where(ProcorePush.id == push_id)
     count = 0
     for row in db.session.scalars(query):
+        if (
+            row.state == PushState.CONFLICT
+            and (row.reason or "").startswith(mapping.CHANGED_IN_PROCORE)
+            and row.sent_hash
+        ):
+            # A person chose Crewclock's version: Procore's copy as seen at the conflict
+            # becomes the baseline, so it is overwritten unless Procore changed it again.
+            row.payload_hash = row.sent_hash
         _want(company_id, card_id, row.time_entry_id, row.action)
         count += 1
     db.session.commit()
