@@ -223,18 +223,51 @@ def sync_standard_codes():
         code = store.get("standard_cost_codes", _int(raw))
         return code if code and code["standard_cost_code_list_id"] == ccl["id"] else None
 
+    def create(item):
+        return create_standard_code(
+            store, ccl, _segment_of_full_code(store, ccl, item, None), source_app()
+        )
+
+    def update(code, item):
+        attrs = _segment_of_full_code(
+            store, ccl, {k: v for k, v in item.items() if k != "id"}, code
+        )
+        return update_standard_code(store, code, attrs, source_app())
+
     return jsonify(
         run_sync(
             updates,
             find_by_id=find_by_id,
             find_by_origin=lambda o: find_origin("standard_cost_codes", o, company_id=company_id),
-            create=lambda item: create_standard_code(store, ccl, item, source_app()),
-            update=lambda code, item: update_standard_code(
-                store, code, {k: v for k, v in item.items() if k != "id"}, source_app()
-            ),
+            create=create,
+            update=update,
             serialize=serialize_standard_code,
         )
     )
+
+
+def _segment_of_full_code(store: Store, ccl: dict, item: dict, own: dict | None) -> dict:
+    """A sync element's attributes with `code` turned into the segment under its parent.
+
+    The sync action takes `code` *including* the parent's prefixes (§9.2), unlike create and
+    update, which take the segment: under division "03", "03-100" is stored as code "100".
+    A code that does not start with the parent's full code is an item error. A missing parent
+    or blank code is left to the usual validation, which names those fields.
+    """
+    if "code" not in item or item["code"] is None or not str(item["code"]).strip():
+        return item
+    parent_raw = item["parent_id"] if "parent_id" in item else (own or {}).get("parent_id")
+    if parent_raw is None:
+        return item
+    parent = store.get("standard_cost_codes", _int(parent_raw))
+    if parent is None or parent["standard_cost_code_list_id"] != ccl["id"]:
+        return item  # validation answers parent_id "does not exist"
+    full = str(item["code"]).strip()
+    prefix = f"{parent['full_code']}-"
+    if not full.startswith(prefix) or len(full) == len(prefix):
+        message = f"must start with its parent's full code ({prefix}...): sync takes the full code"
+        raise ValidationError({"code": [message]})
+    return {**item, "code": full[len(prefix) :]}
 
 
 # -- project cost codes ------------------------------------------------------------------

@@ -103,3 +103,59 @@ def test_copy_from_standard_list_fills_a_new_project(procore):
     assert listed.headers["Total"] == str(len(standard))
     child = next(c for c in listed.json() if c["full_code"] == "03-200")
     assert child["parent"] is not None
+
+
+def sync_standard_codes(procore, updates):
+    ccl = procore.store.select("cost_code_lists", company_id=procore.company_id)[0]
+    return procore.patch(
+        "/rest/v1.0/standard_cost_codes/sync",
+        json={"company_id": procore.company_id, "standard_cost_code_list_id": ccl["id"],
+              "updates": updates},
+    )  # fmt: skip
+
+
+def _standard_code(procore, full_code):
+    codes = procore.store.select("standard_cost_codes", company_id=procore.company_id)
+    return next(c for c in codes if c["full_code"] == full_code)
+
+
+def test_standard_code_sync_takes_the_code_with_its_parents_prefix(procore):
+    division = _standard_code(procore, "03")
+    child = _standard_code(procore, "03-200")
+    reply = sync_standard_codes(
+        procore,
+        [{"origin_id": "std-new", "parent_id": division["id"], "code": "03-950", "name": "New"},
+         {"id": child["id"], "parent_id": division["id"], "code": "03-975", "name": "Moved"},
+         {"id": child["id"], "name": "Renamed only"}],
+    )  # fmt: skip
+    body = reply.json()
+    assert reply.status_code == 200 and body["errors"] == []
+    created, moved, renamed = body["entities"]
+    assert (created["code"], created["full_code"]) == ("950", "03-950")
+    assert (moved["code"], moved["full_code"]) == ("975", "03-975")
+    assert (renamed["full_code"], renamed["name"]) == ("03-975", "Renamed only")
+
+
+def test_standard_code_sync_refuses_a_code_outside_its_parents_prefix(procore):
+    division = _standard_code(procore, "03")
+    child = _standard_code(procore, "03-200")
+    reply = sync_standard_codes(
+        procore,
+        [{"id": child["id"], "parent_id": division["id"], "code": "300", "name": "Segment"},
+         {"id": child["id"], "code": "04-300"},
+         {"id": child["id"], "code": "03-"},
+         {"origin_id": "std-x", "parent_id": division["id"], "code": "030-1", "name": "x"}],
+    )  # fmt: skip
+    body = reply.json()
+    assert reply.status_code == 200 and body["entities"] == []
+    assert [e["code"] for e in body["errors"]] == ["300", "04-300", "03-", "030-1"]
+    for error in body["errors"]:
+        assert "must start with its parent's full code (03-...)" in error["errors"]["code"][0]
+    assert procore.store.get("standard_cost_codes", child["id"])["full_code"] == "03-200"
+    assert procore.store.select("standard_cost_codes", origin_id="std-x") == []
+
+
+def test_standard_code_sync_takes_a_root_code_as_it_is(procore):
+    reply = sync_standard_codes(procore, [{"origin_id": "div-99", "code": "99", "name": "Div"}])
+    entity = reply.json()["entities"][0]
+    assert (entity["code"], entity["full_code"], entity["parent_id"]) == ("99", "99", None)

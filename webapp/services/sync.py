@@ -623,8 +623,11 @@ class Syncer:
         """Standard cost code elements, placed in Procore's division/code tree.
 
         The set-up import stores Procore's `full_code` as our code and links each code to its
-        division (`parent_id`), so we send the segment after the division's code with the
-        division's Procore id; Procore's full code then equals ours and the echo is quiet.
+        division (`parent_id`). Unlike create, the sync action takes `code` *including* the
+        parent's prefix (procore-api.md §9.2), so we send our code as it is with the division's
+        Procore id; Procore's full code then equals ours and the echo is quiet. A code that
+        does not start with its division's code is held back here with a plain reason (Procore
+        would refuse it per item).
         """
         parent_ids = {rec.parent_id for _, rec, _ in batch if rec.parent_id is not None}
         parents: dict[int, tuple[str, int | None]] = {}
@@ -667,7 +670,7 @@ class Syncer:
                         "In Procore it sits under a division; choose that division here first."
                     )
                     continue
-                segment, parent_pid = code, None
+                parent_pid = None
             else:
                 division_code, parent_pid = parents.get(record.parent_id, ("", None))
                 prefix = f"{division_code}-"
@@ -682,11 +685,10 @@ class Syncer:
                         "as in Procore's cost code structure."
                     )
                     continue
-                segment = code[len(prefix) :]
             updates.append(
                 {
                     "id": link.procore_id,
-                    "code": segment,
+                    "code": code,
                     "name": values["name"],
                     "parent_id": parent_pid,
                 }
