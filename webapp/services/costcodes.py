@@ -6,7 +6,8 @@ from sqlalchemy.orm import lazyload, selectinload
 
 from webapp.extensions import db
 from webapp.models import CostCode, Project, project_cost_code
-from webapp.services.people import ValidationFailed, escape_like
+from webapp.services.people import ValidationFailed
+from webapp.services.search import matching_any
 
 COST_CODE_FIELDS = ("code", "name", "phase", "parent_id", "active")
 CODE_TAKEN = "Another cost code in your company already uses this code."
@@ -21,16 +22,7 @@ def search_cost_codes(company_id: int, q: str = "") -> sa.Select:
         .where(CostCode.company_id == company_id)
         .options(selectinload(CostCode.parent))
     )
-    q = (q or "").strip()
-    if q:
-        like = f"%{escape_like(q.lower())}%"
-        query = query.where(
-            sa.or_(
-                sa.func.lower(CostCode.code).like(like, escape="\\"),
-                sa.func.lower(CostCode.name).like(like, escape="\\"),
-                sa.func.lower(CostCode.phase).like(like, escape="\\"),
-            )
-        )
+    query = matching_any(query, q, CostCode.code, CostCode.name, CostCode.phase)
     return query.order_by(CostCode.code, CostCode.id)
 
 
@@ -123,15 +115,7 @@ def project_choices(cost_code: CostCode, q: str = "", limit: int = 100) -> tuple
         Project.company_id == cost_code.company_id,
         sa.or_(Project.active.is_(True), Project.id.in_(using)),
     )
-    q = (q or "").strip()
-    if q:
-        like = f"%{escape_like(q.lower())}%"
-        query = query.where(
-            sa.or_(
-                sa.func.lower(Project.name).like(like, escape="\\"),
-                sa.func.lower(Project.number).like(like, escape="\\"),
-            )
-        )
+    query = matching_any(query, q, Project.name, Project.number)
     total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
     uses = sa.case((Project.id.in_(using), 1), else_=0)
     rows = db.session.execute(

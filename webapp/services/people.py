@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import Role, User
+from webapp.services.search import matching_any
 
 # Fields an admin may set through the form; company_id and password_hash never come from input.
 USER_FIELDS = ("first_name", "last_name", "username", "email", "phone", "employee_id", "role")
@@ -29,25 +30,15 @@ def time_zone_names() -> tuple[str, ...]:
 
 def search_users(company_id: int, q: str = "") -> sa.Select:
     """Users of the company matching `q` in name, username, email or employee id, by name."""
-    query = sa.select(User).where(User.company_id == company_id)
-    q = (q or "").strip()
-    if q:
-        like = f"%{escape_like(q.lower())}%"
-        full_name = sa.func.lower(User.first_name + " " + User.last_name)
-        query = query.where(
-            sa.or_(
-                full_name.like(like, escape="\\"),
-                User.username.like(like, escape="\\"),
-                User.email.like(like, escape="\\"),
-                sa.func.lower(User.employee_id).like(like, escape="\\"),
-            )
-        )
+    query = matching_any(
+        sa.select(User).where(User.company_id == company_id),
+        q,
+        User.first_name + " " + User.last_name,
+        User.username,
+        User.email,
+        User.employee_id,
+    )
     return query.order_by(User.last_name, User.first_name, User.id)
-
-
-def escape_like(text: str) -> str:
-    """Escape LIKE wildcards so a search for '50%' means the characters."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def uniqueness_errors(company_id: int, data: dict, user_id: int | None = None) -> dict[str, str]:

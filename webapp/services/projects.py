@@ -5,7 +5,8 @@ from sqlalchemy.orm import lazyload, selectinload
 
 from webapp.extensions import db
 from webapp.models import APPROVER_ROLES, CostCode, Project, User, project_cost_code
-from webapp.services.people import ValidationFailed, escape_like
+from webapp.services.people import ValidationFailed
+from webapp.services.search import matching_any
 
 # ISO 3166-1 alpha-2, officially assigned codes.
 _ISO_CODES = """
@@ -45,16 +46,7 @@ def search_projects(company_id: int, q: str = "") -> sa.Select:
         .where(Project.company_id == company_id)
         .options(lazyload(Project.cost_codes), selectinload(Project.supervisors))
     )
-    q = (q or "").strip()
-    if q:
-        like = f"%{escape_like(q.lower())}%"
-        query = query.where(
-            sa.or_(
-                sa.func.lower(Project.name).like(like, escape="\\"),
-                sa.func.lower(Project.number).like(like, escape="\\"),
-                sa.func.lower(Project.city).like(like, escape="\\"),
-            )
-        )
+    query = matching_any(query, q, Project.name, Project.number, Project.city)
     return query.order_by(Project.name, Project.id)
 
 
@@ -127,16 +119,7 @@ def update_project(project: Project, data: dict) -> Project:
 
 
 def _code_filter(query: sa.Select, q: str) -> sa.Select:
-    q = (q or "").strip()
-    if not q:
-        return query
-    like = f"%{escape_like(q.lower())}%"
-    return query.where(
-        sa.or_(
-            sa.func.lower(CostCode.code).like(like, escape="\\"),
-            sa.func.lower(CostCode.name).like(like, escape="\\"),
-        )
-    )
+    return matching_any(query, q, CostCode.code, CostCode.name)
 
 
 def _limited(query: sa.Select, limit: int) -> tuple[list, int]:

@@ -29,7 +29,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.project import project_cost_code, project_supervisor
 from webapp.services import push
-from webapp.services.people import escape_like
+from webapp.services.search import matching_any
 
 MAX_HOURS_PER_DAY = Decimal("24")
 TWO_PLACES = Decimal("0.01")
@@ -203,22 +203,13 @@ def active_projects(company_id: int, limit: int | None = None) -> list[Project]:
     return list(db.session.scalars(query))
 
 
-def _matching(query: sa.Select, q: str, *columns) -> sa.Select:
-    """`query` narrowed to rows where any of `columns` contains `q` (case-insensitive)."""
-    q = (q or "").strip()
-    if not q:
-        return query
-    like = f"%{escape_like(q.lower())}%"
-    return query.where(sa.or_(*(sa.func.lower(c).like(like, escape="\\") for c in columns)))
-
-
 def search_active_projects(company_id: int, q: str, limit: int = PICKER_MATCHES) -> list[Project]:
     """Up to `limit` + 1 of the company's active projects whose name or number contains `q`.
 
     One more than `limit` comes back so the caller can say the list was cut short.
     """
     query = sa.select(Project).where(Project.company_id == company_id, Project.active.is_(True))
-    query = _matching(query, q, Project.name, Project.number)
+    query = matching_any(query, q, Project.name, Project.number)
     return list(db.session.scalars(query.order_by(Project.name, Project.id).limit(limit + 1)))
 
 
@@ -286,7 +277,7 @@ def search_project_cost_codes(
     company_id: int, project_id: int, q: str, limit: int = PICKER_MATCHES
 ) -> list[CostCode]:
     """Up to `limit` + 1 of a project's active codes whose code or name contains `q`."""
-    query = _matching(_assigned_codes(company_id, project_id), q, CostCode.code, CostCode.name)
+    query = matching_any(_assigned_codes(company_id, project_id), q, CostCode.code, CostCode.name)
     return list(db.session.scalars(query.order_by(CostCode.code, CostCode.id).limit(limit + 1)))
 
 
