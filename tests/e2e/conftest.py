@@ -7,11 +7,14 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 import requests
+import sqlalchemy as sa
 
 from tests.conftest import ROOT, free_port
 
@@ -104,8 +107,9 @@ def wait_http(url: str, timeout: float = 20.0) -> None:
 class Stack:
     """The processes `make run` starts, on free ports, with a temporary instance folder."""
 
-    def __init__(self, tmp: Path, redis_url: str, seed: str = "demo"):
+    def __init__(self, tmp: Path, redis_url: str, database_url: str, seed: str = "demo"):
         self.tmp = tmp
+        self.database_url = database_url
         self.web_port, self.sandbox_port = free_port(), free_port()
         self.web_url = f"http://127.0.0.1:{self.web_port}"
         self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
@@ -116,7 +120,7 @@ class Stack:
             **os.environ,
             "CREWCLOCK_ENV": "development",
             "CREWCLOCK_INSTANCE_DIR": str(tmp / "instance"),
-            "DATABASE_URL": f"sqlite:///{tmp / 'crewclock.db'}",
+            "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "PROCORE_LOGIN_URL": self.sandbox_url,
             "PROCORE_API_URL": self.sandbox_url,
@@ -167,14 +171,50 @@ class Stack:
     def log(self, name: str) -> str:
         return (self.tmp / f"{name}.log").read_text()
 
+    def query(self, sql: str) -> list[tuple]:
+        """Rows of a read-only SQL query against the stack's database (any backend)."""
+        engine = sa.create_engine(sqlalchemy_url(self.database_url))
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.execute(sa.text(sql))]
+        finally:
+            engine.dispose()
+
+
+def sqlalchemy_url(url: str) -> str:
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@contextmanager
+def stack_database(backend: str, tmp: Path):
+    """A fresh database for one stack: a SQLite file, or a new PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'crewclock.db'}"
+        return
+    base = os.environ["TEST_DATABASE_URL"]
+    name = f"crewclock_e2e_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
 
 @pytest.fixture
-def stack(tmp_path, redis_url):
+def stack(tmp_path, redis_url, db_backend):
+    """The processes on each configured database backend (SQLite; PostgreSQL when set)."""
     # The Redis server is shared by the session: drop the last stack's queues, retries and locks.
     redis.Redis.from_url(redis_url).flushdb()
-    running = Stack(tmp_path, redis_url).start()
-    yield running
-    running.stop()
+    with stack_database(db_backend, tmp_path) as database_url:
+        running = Stack(tmp_path, redis_url, database_url).start()
+        try:
+            yield running
+        finally:
+            running.stop()
 
 
 def log_in(page, base_url: str, identifier: str, password: str) -> None:

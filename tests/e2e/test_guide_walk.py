@@ -10,7 +10,6 @@ the tokens at Procore and keeps Crewclock's data and links.
 import os
 import re
 import signal
-import sqlite3
 from contextlib import contextmanager
 
 import pytest
@@ -299,17 +298,13 @@ def test_guide_walk_connects_imports_sends_time_and_asks_to_reconnect(stack, pag
     screenshot(page, "walk-19-integrations-disconnected")
     tables = requests.get(stack.sandbox_url + "/_sandbox/export", timeout=5).json()["tables"]
     assert all(record["revoked"] for _, record in tables["access_tokens"])
-    with sqlite3.connect(stack.tmp / "crewclock.db") as db:
-        stored = db.execute(
-            "SELECT access_token_enc, refresh_token_enc FROM procore_connection"
-        ).fetchall()
+    stored = stack.query("SELECT access_token_enc, refresh_token_enc FROM procore_connection")
     assert stored == [(None, None)]
     assert _count(stack, "procore_link") == links_before > 0
 
 
 def _count(stack, table: str) -> int:
-    with sqlite3.connect(stack.tmp / "crewclock.db") as db:
-        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return stack.query(f"SELECT count(*) FROM {table}")[0][0]
 
 
 def test_denying_at_procore_shows_a_plain_message_and_stores_nothing(stack, page):
@@ -325,7 +320,6 @@ def test_denying_at_procore_shows_a_plain_message_and_stores_nothing(stack, page
     expect(card).not_to_contain_text("Connected to")
     screenshot(page, "deny-01-integrations-not-connected")
 
-    with sqlite3.connect(stack.tmp / "crewclock.db") as db:
-        assert db.execute("SELECT count(*) FROM procore_connection").fetchone() == (0,)
+    assert _count(stack, "procore_connection") == 0
     tables = requests.get(stack.sandbox_url + "/_sandbox/export", timeout=5).json()["tables"]
     assert tables["access_tokens"] == [] and tables["oauth_codes"] == []
