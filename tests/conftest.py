@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,30 @@ def redis_url(tmp_path_factory):
     proc.wait(5)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """The URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
+    return url.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@contextmanager
+def stack_database(backend: str, tmp: Path):
+    """A fresh database for one stack of real processes: a SQLite file or a new PostgreSQL one."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / 'crewclock.db'}"
+        return
+    base = os.environ["TEST_DATABASE_URL"]
+    name = f"crewclock_e2e_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def _backends():
     backends = ["sqlite"]
     if os.environ.get("TEST_DATABASE_URL"):
@@ -69,10 +95,7 @@ def _backends():
 
 
 def postgres_url() -> str:
-    url = os.environ["TEST_DATABASE_URL"]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return url
+    return sqlalchemy_url(os.environ["TEST_DATABASE_URL"])
 
 
 @pytest.fixture(scope="session", params=_backends())

@@ -7,8 +7,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, sqlalchemy_url, stack_database
 
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -179,29 +177,6 @@ class Stack:
                 return [tuple(row) for row in conn.execute(sa.text(sql))]
         finally:
             engine.dispose()
-
-
-def sqlalchemy_url(url: str) -> str:
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)
-
-
-@contextmanager
-def stack_database(backend: str, tmp: Path):
-    """A fresh database for one stack: a SQLite file, or a new PostgreSQL database."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp / 'crewclock.db'}"
-        return
-    base = os.environ["TEST_DATABASE_URL"]
-    name = f"crewclock_e2e_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(sqlalchemy_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture

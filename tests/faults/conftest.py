@@ -35,7 +35,16 @@ from rq import Queue
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 from procore_sandbox.testing import live_sandbox
-from tests.conftest import FAST_HASH, PASSWORD, ROOT, CSRFClient, free_port, make_test_app
+from tests.conftest import (
+    FAST_HASH,
+    PASSWORD,
+    ROOT,
+    CSRFClient,
+    free_port,
+    make_test_app,
+    sqlalchemy_url,
+    stack_database,
+)
 from webapp.extensions import db
 from webapp.models import Company, Role, SyncRun, User
 from webapp.redis_runtime import QUEUE_NAMES, embedded_redis_binary
@@ -153,18 +162,17 @@ class RequestLog:
 class Stack:
     """Redis, sandbox, database and worker/web subprocesses of one fault test."""
 
-    def __init__(self, tmp: Path, sandbox, redis_server: RedisServer) -> None:
+    def __init__(self, tmp: Path, sandbox, redis_server: RedisServer, database_url: str) -> None:
         self.tmp = tmp
         self.sandbox = sandbox
         self.redis_server = redis_server
         self.requests = sandbox.app.wsgi_app = RequestLog(sandbox.app.wsgi_app)
-        self.db_path = tmp / "crewclock.db"
         self.key = Fernet.generate_key().decode()
         self.env = {
             **os.environ,
             "CREWCLOCK_ENV": "development",
             "CREWCLOCK_INSTANCE_DIR": str(tmp / "instance"),
-            "DATABASE_URL": f"sqlite:///{self.db_path}",
+            "DATABASE_URL": database_url,
             "REDIS_URL": redis_server.url,
             "PROCORE_LOGIN_URL": sandbox.url,
             "PROCORE_API_URL": sandbox.url,
@@ -174,7 +182,7 @@ class Stack:
             "LOG_LEVEL": "INFO",
         }
         self.app = make_test_app(
-            f"sqlite:///{self.db_path}",
+            sqlalchemy_url(database_url),
             redis_server.url,
             instance_path=tmp / "instance",
             PROCORE_API_URL=sandbox.url,
@@ -299,14 +307,17 @@ class Stack:
 
 
 @pytest.fixture
-def stack(tmp_path):
-    """A fresh Stack whose app context is pushed for the test."""
+def stack(tmp_path, db_backend):
+    """A fresh Stack whose app context is pushed for the test, on each configured database."""
     redis_server = RedisServer(tmp_path / "redis")
     redis_server.start()
-    with live_sandbox(
-        seed="demo", webhooks_enabled=False, rate_limit_spike=10**6, rate_limit_hourly=10**7
-    ) as sandbox:
-        running = Stack(tmp_path, sandbox, redis_server)
+    with (
+        stack_database(db_backend, tmp_path) as database_url,
+        live_sandbox(
+            seed="demo", webhooks_enabled=False, rate_limit_spike=10**6, rate_limit_hourly=10**7
+        ) as sandbox,
+    ):
+        running = Stack(tmp_path, sandbox, redis_server, database_url)
         try:
             with running.app.app_context():
                 db.create_all()
