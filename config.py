@@ -45,6 +45,8 @@ class Config:
     PROCORE_CLIENT_SECRET = os.environ.get("PROCORE_CLIENT_SECRET", "crewclock-dev-secret")
     PROCORE_LOGIN_URL = os.environ.get("PROCORE_LOGIN_URL", SANDBOX_URL).rstrip("/")
     PROCORE_API_URL = os.environ.get("PROCORE_API_URL", SANDBOX_URL).rstrip("/")
+    # Procore's web app, for "View in Procore" links; empty: derived from PROCORE_API_URL.
+    PROCORE_WEB_URL = os.environ.get("PROCORE_WEB_URL", "").rstrip("/")
     PROCORE_REDIRECT_URI = os.environ.get(
         "PROCORE_REDIRECT_URI",
         "http://127.0.0.1:5000/settings/integrations/procore/callback",

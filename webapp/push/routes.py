@@ -37,6 +37,7 @@ def entry_url(project_id, entry_id) -> str | None:
         settings.procore_company_id if settings else None,
         project_id,
         entry_id,
+        current_app.config["PROCORE_WEB_URL"],
     )
 
 

@@ -18,6 +18,7 @@ import time as _time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
@@ -1446,10 +1447,34 @@ def retry_card(company_id: int, card_id: int, push_id: int | None = None) -> int
     return count
 
 
-def procore_entry_url(api_url: str, procore_company_id, project_id, entry_id) -> str | None:
+def procore_web_url(api_url: str, web_url: str = "") -> str | None:
+    """Procore's web app, where people open records: PROCORE_WEB_URL, else known from the
+    API host (api.procore.com -> app.procore.com; Procore's developer sandbox serves both)."""
+    if web_url:
+        return web_url.rstrip("/")
+    host = urlsplit(api_url).hostname or ""
+    if host == "sandbox.procore.com":
+        return "https://sandbox.procore.com"
+    if host == "procore.com" or host.endswith(".procore.com"):
+        return "https://app.procore.com"
+    return None
+
+
+def procore_entry_url(
+    api_url: str, procore_company_id, project_id, entry_id, web_url: str = ""
+) -> str | None:
     """Where a person sees the entry: Procore's timesheets page, or the sandbox's record."""
     if not project_id:
         return None
+    web = procore_web_url(api_url, web_url)
+    if web:
+        return f"{web}/{project_id}/project/timesheets/list"
+    if procore_company_id and entry_id:
+        return (
+            f"{api_url}/companies/{procore_company_id}/projects/{project_id}"
+            f"/timecard_entries/{entry_id}"
+        )
+    return None
     if "procore.com" in api_url:
         return f"https://app.procore.com/{project_id}/project/timesheets/list"
     if procore_company_id and entry_id:
