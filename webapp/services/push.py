@@ -275,7 +275,9 @@ def _state_update(row_id: int, generation: int, state: PushState, **values) -> b
     return result.rowcount == 1
 
 
-def _finish(f: _Facts, state: PushState, reason: str | None = None, **values) -> None:
+def _finish(
+    f: _Facts, state: PushState, reason: str | None = None, *, commit: bool = True, **values
+) -> None:
     extra = {}
     if state in (PushState.NOT_MAPPED,):
         extra = {"fix_entity": values.pop("fix_entity", None)}
@@ -283,7 +285,8 @@ def _finish(f: _Facts, state: PushState, reason: str | None = None, **values) ->
     if values:
         _facts_update(f.row.id, **values)
     _state_update(f.row.id, f.generation, state, reason=reason, next_attempt_at=None, **extra)
-    db.session.commit()
+    if commit:
+        db.session.commit()
 
 
 # ------------------------------------------------------------------------- loading
@@ -370,6 +373,7 @@ class Pusher:
         self.lease = lease
         self.now = now
         self.cache = _Cache()
+        self.links: dict[EntityType, dict[int, int]] = {}  # this batch's links, by entity
         self.result = PushResult()
         settings = db.session.get(IntegrationSettings, company_id)
         self.use_bulk = bool(settings and settings.use_bulk_timecards)
@@ -415,6 +419,7 @@ class Pusher:
 
     def _batch(self, rows: list[ProcorePush]) -> None:
         facts = _load_facts(self.company_id, rows)
+        self._load_links(facts)
         self._reconcile([f for f in facts if f.row.create_in_doubt and f.row.procore_id is None])
         creates: list[tuple[_Facts, dict, int]] = []
         for f in facts:
@@ -497,16 +502,30 @@ class Pusher:
         )
 
     # ---------------------------------------------------------------- mapping refs
+    def _load_links(self, facts: list[_Facts]) -> None:
+        """The batch's user, project and cost code links in one query per entity type."""
+        wanted = {
+            EntityType.USER: {f.user.id for f in facts if f.user},
+            EntityType.PROJECT: {f.project.id for f in facts if f.project},
+            EntityType.COST_CODE: {f.cost_code.id for f in facts if f.cost_code},
+        }
+        self.links = {
+            entity: _links(self.company_id, entity, ids) for entity, ids in wanted.items()
+        }
+
+    def _link(self, entity: EntityType, local_id: int) -> int | None:
+        return self.links.get(entity, {}).get(local_id)
+
     def _refs(self, f: _Facts) -> mapping.ProcoreRefs:
         user, project, code = f.user, f.project, f.cost_code
-        user_link = _links(self.company_id, EntityType.USER, {user.id}).get(user.id)
+        user_link = self._link(EntityType.USER, user.id)
         if user_link is None:
             raise _NotMapped(
                 f"{user.name} is not linked to a Procore user. Link them under Users.",
                 "user",
                 user.id,
             )
-        project_link = _links(self.company_id, EntityType.PROJECT, {project.id}).get(project.id)
+        project_link = self._link(EntityType.PROJECT, project.id)
         if project_link is None:
             raise _NotMapped(
                 f"Project '{project.name}' is not linked to a Procore project. "
@@ -609,7 +628,7 @@ class Pusher:
 
     def _project_cost_code(self, f: _Facts, procore_project_id: int) -> int:
         code = f.cost_code
-        standard_id = _links(self.company_id, EntityType.COST_CODE, {code.id}).get(code.id)
+        standard_id = self._link(EntityType.COST_CODE, code.id)
         if standard_id is None:
             raise _NotMapped(
                 f"Cost code {code.code} is not linked to a Procore cost code. "
@@ -800,12 +819,13 @@ class Pusher:
             _state_update(f.row.id, f.generation, PushState.SENDING)
         db.session.commit()  # durable before any byte reaches Procore
 
-    def _created(self, f: _Facts, payload: dict, entry: dict) -> None:
+    def _created(self, f: _Facts, payload: dict, entry: dict, commit: bool = True) -> None:
         self.result.created += 1
         _finish(
             f,
             PushState.DONE,
             None,
+            commit=commit,
             procore_id=entry["id"],
             create_in_doubt=False,
             payload_hash=mapping.payload_hash(payload),
@@ -907,7 +927,10 @@ class Pusher:
             if entry is None:
                 missing.append(f)
             else:
-                self._created(f, payload, entry)
+                self._created(f, payload, entry, commit=False)
+        # One transaction for the whole reply: a crash before it leaves the chunk in doubt,
+        # which the lookup by origin_id settles, exactly as a crash before the reply would.
+        db.session.commit()
         if missing:
             self._unknown(missing)
         return True
