@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
@@ -20,6 +21,7 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=app.config["LOG_LEVEL"])
+    register_log_redaction(app)
 
     register_extensions(app)
     register_blueprints(app)
@@ -28,6 +30,29 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     return app
+
+
+class InviteTokenRedactor(logging.Filter):
+    """Blank the token of /invite/<token> in log lines: the link lets its holder log in."""
+
+    pattern = re.compile(r"(/invite/)[^\s?\"'/]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/invite/" in message:
+            record.msg = self.pattern.sub(r"\1[redacted]", message)
+            record.args = ()
+        return True
+
+
+# Loggers that print request lines or paths: the dev server's and gunicorn's access logs.
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+
+
+def register_log_redaction(app: Flask) -> None:
+    for logger in (*(logging.getLogger(name) for name in REQUEST_LOGGERS), app.logger):
+        if not any(isinstance(f, InviteTokenRedactor) for f in logger.filters):
+            logger.addFilter(InviteTokenRedactor())
 
 
 def register_extensions(app: Flask) -> None:

@@ -2,7 +2,7 @@
 
 import click
 import sqlalchemy as sa
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 
 from webapp.extensions import db
 
@@ -29,3 +29,29 @@ def register(app: Flask) -> None:
         from worker import run_worker
 
         run_worker(list(queues) or None)
+
+    @app.cli.command("invite-link")
+    @click.argument("identifier")
+    def invite_link_command(identifier: str) -> None:
+        """Print an invite link with which the user (email or username) sets a password."""
+        from webapp.models import User
+        from webapp.services import invites
+
+        needle = identifier.strip().lower()
+        user = db.session.scalar(
+            sa.select(User).where(sa.or_(User.email == needle, User.username == needle))
+        )
+        if user is None:
+            raise click.ClickException(f"No user has the email or username {identifier!r}.")
+        try:
+            token = invites.make_invite_token(user)
+        except invites.InviteRefused as refused:
+            raise click.ClickException(str(refused)) from refused
+        base = invites.public_base_url()
+        if base is None:
+            raise click.ClickException("Set PUBLIC_BASE_URL so the link names this server.")
+        with current_app.test_request_context(base_url=base):
+            link = url_for("auth.invite", token=token, _external=True)
+        days = invites.INVITE_MAX_AGE.days
+        click.echo(f"Invite link for {user.name} (valid {days} days, until a password is set):")
+        click.echo(link)

@@ -51,8 +51,9 @@ ROLES = ("admin", "manager", "supervisor", "worker")
 # A's users see that contains it has leaked another tenant's data.
 B_MARKER = "Bravo"
 
-# Routes anyone may call without signing in (the webhook receiver authenticates by secret).
-PUBLIC_ENDPOINTS = {"auth.login", "auth.index", "static"}
+# Routes anyone may call without signing in (the webhook receiver authenticates by secret;
+# an invite link by its signed token, whose checks tests/integration/test_invites.py covers).
+PUBLIC_ENDPOINTS = {"auth.login", "auth.index", "auth.invite", "static"}
 
 
 def is_webhook_receiver(rule: str, endpoint: str) -> bool:
@@ -353,7 +354,12 @@ URL_PARAMS: dict[str, Filler] = {
     "conflict_id": lambda t: t.ids["conflict"],
 }
 # URL parameters that name no company's object (the same value for every company).
-CONSTANT_PARAMS: dict[str, object] = {"entity_type": "project", "step": 1}
+# An invite token names no object the suite can fill per company: a forged one must be refused.
+CONSTANT_PARAMS: dict[str, object] = {
+    "entity_type": "project",
+    "step": 1,
+    "token": "forged-invite-token",
+}
 # Per-route values where the generic one would not reach the view's interesting path.
 ENDPOINT_PARAMS: dict[tuple[str, str], object] = {
     ("setup.toggle_auto", "entity_type"): "user",

@@ -1,13 +1,24 @@
-"""Log in and out."""
+"""Log in and out, and set a password through an invite link."""
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth.throttle import clear_failures, is_throttled, record_failure
 from webapp.extensions import db
 from webapp.models import User
 from webapp.models.base import utcnow
+from webapp.people.forms import MIN_PASSWORD_LENGTH, clean_new_password
+from webapp.services import invites
 
 bp = Blueprint("auth", __name__)
 
@@ -61,3 +72,57 @@ def logout():
     session.clear()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+INVITE_GONE = "This invite link has expired or was already used. Ask your admin for a new one."
+
+
+def _keep_token_private(response):
+    """The URL holds the token: send no Referer from this page and let nothing cache it."""
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _invite_gone():
+    page = render_template(
+        "errors/error.html", status=410, title="Invite link expired", message=INVITE_GONE
+    )
+    return _keep_token_private(make_response(page, 410))
+
+
+@bp.route("/invite/<token>", methods=["GET", "POST"])
+def invite(token: str):
+    try:
+        user = invites.user_for_invite(token)
+    except invites.InviteInvalid:
+        return _invite_gone()
+    if current_user.is_authenticated and current_user.id != user.id:
+        # Never switch accounts behind someone's back: they log out first, on purpose.
+        page = render_template("auth/invite_signed_in.html")
+        return _keep_token_private(make_response(page, 403))
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        password, errors = clean_new_password(request.form)
+        if not errors:
+            try:
+                user = invites.set_password_from_invite(token, password)
+            except invites.InviteInvalid:
+                return _invite_gone()
+            session.clear()  # a fresh session on login (no fixation)
+            login_user(user)
+            user.last_login_at = utcnow()
+            db.session.commit()
+            flash(
+                f"Welcome, {user.first_name}: your password is set. Next time, log in as "
+                f"{user.username} with it.",
+                "success",
+            )
+            return _keep_token_private(redirect(url_for("timecards.my_time"), 303))
+    page = render_template(
+        "auth/invite.html",
+        invitee=user,
+        errors=errors,
+        min_length=MIN_PASSWORD_LENGTH,
+    )
+    return _keep_token_private(make_response(page, 422 if errors else 200))

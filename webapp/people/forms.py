@@ -69,3 +69,15 @@ def clean_user_input(form) -> tuple[dict, dict[str, str]]:
         errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters, or leave it empty."
     data["password"] = password or None
     return data, errors
+
+
+def clean_new_password(form) -> tuple[str, dict[str, str]]:
+    """A password chosen through an invite link: long enough, typed the same twice."""
+    password = form.get("password") or ""
+    confirm = form.get("confirm") or ""
+    errors: dict[str, str] = {}
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
+        errors["password"] = f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    elif confirm != password:
+        errors["confirm"] = "The two passwords do not match; type the same password twice."
+    return password, errors

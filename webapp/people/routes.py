@@ -1,12 +1,13 @@
-"""Users admin pages: list and search, create, edit, deactivate and reactivate."""
+"""Users admin pages: list and search, create, edit, deactivate and reactivate, invite links."""
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
 from webapp.models import Role, User
 from webapp.pagination import paginate
 from webapp.people.forms import clean_user_input
+from webapp.services import invites
 from webapp.services import people as service
 from webapp.tenancy import admin_required, current_company_id, get_scoped_or_404
 
@@ -42,8 +43,11 @@ def values_of(user: User) -> dict:
 @admin_required
 def index():
     q = request.args.get("q", "").strip()
-    page = paginate(service.search_users(current_company_id(), q))
-    return render_page_or_fragment("people/index.html", "people/_table.html", results=page, q=q)
+    no_password = request.args.get("password") == "none"
+    page = paginate(service.search_users(current_company_id(), q, without_password=no_password))
+    return render_page_or_fragment(
+        "people/index.html", "people/_table.html", results=page, q=q, no_password=no_password
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -120,3 +124,34 @@ def _set_active(user: User, active: bool):
     else:
         flash(f"{user.name} is now {'active' if active else 'deactivated'}.", "success")
     return redirect(url_for("people.index"), 303)
+
+
+@bp.post("/<int:user_id>/invite-link")
+@admin_required
+def invite_link(user_id: int):
+    """A fresh invite link to copy (nothing is stored: the link is signed)."""
+    user = get_scoped_or_404(User, user_id)
+    link, error = None, None
+    try:
+        link = invite_url(invites.make_invite_token(user))
+    except invites.InviteRefused as refused:
+        error = str(refused)
+    response = render_page_or_fragment(
+        "people/invite_link.html",
+        "people/_invite_link.html",
+        status=422 if error else 200,
+        user=user,
+        link=link,
+        error=error,
+        valid_days=invites.INVITE_MAX_AGE.days,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def invite_url(token: str) -> str:
+    """The link to send: on PUBLIC_BASE_URL when set (behind a proxy), else this host."""
+    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    if base:
+        return base + url_for("auth.invite", token=token)
+    return url_for("auth.invite", token=token, _external=True)

@@ -28,10 +28,13 @@ def time_zone_names() -> tuple[str, ...]:
     return tuple(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
 
 
-def search_users(company_id: int, q: str = "") -> sa.Select:
+def search_users(company_id: int, q: str = "", without_password: bool = False) -> sa.Select:
     """Users of the company matching `q` in name, username, email or employee id, by name."""
+    query = sa.select(User).where(User.company_id == company_id)
+    if without_password:
+        query = query.where(sa.or_(User.password_hash.is_(None), User.password_hash == ""))
     query = matching_any(
-        sa.select(User).where(User.company_id == company_id),
+        query,
         q,
         User.first_name + " " + User.last_name,
         User.username,
