@@ -35,6 +35,7 @@ def register(app: Flask) -> None:
     def invite_link_command(identifier: str) -> None:
         """Print an invite link with which the user (email or username) sets a password."""
         from webapp.models import User
+        from webapp.public_url import public_base_url
         from webapp.services import invites
 
         needle = identifier.strip().lower()
@@ -47,7 +48,7 @@ def register(app: Flask) -> None:
             token = invites.make_invite_token(user)
         except invites.InviteRefused as refused:
             raise click.ClickException(str(refused)) from refused
-        base = invites.public_base_url()
+        base = public_base_url()
         if base is None:
             raise click.ClickException("Set PUBLIC_BASE_URL so the link names this server.")
         with current_app.test_request_context(base_url=base):

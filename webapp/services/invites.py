@@ -90,16 +90,3 @@ def set_password_from_invite(token: str, password: str) -> User:
         raise InviteInvalid("used meanwhile")
     db.session.commit()
     return user
-
-
-def public_base_url() -> str | None:
-    """The address people reach Crewclock at: PUBLIC_BASE_URL, else the redirect URI's origin."""
-    from urllib.parse import urlsplit
-
-    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
-    if base:
-        return base
-    parts = urlsplit(current_app.config.get("PROCORE_REDIRECT_URI") or "")
-    if not parts.scheme or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}"

@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import sqlalchemy as sa
-from flask import current_app
 
 from webapp.extensions import db
 from webapp.models import (
@@ -840,16 +839,11 @@ def set_conflict_policy(company_id: int, policy: str) -> bool:
 
 
 def webhook_url() -> str | None:
-    """Where Procore should POST events: PUBLIC_BASE_URL, else the redirect URI's origin."""
-    from urllib.parse import urlsplit
+    """Where Procore should POST events (see webapp.public_url)."""
+    from webapp.public_url import public_base_url
 
-    base = (current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
-    if not base:
-        parts = urlsplit(current_app.config.get("PROCORE_REDIRECT_URI") or "")
-        if not parts.scheme or not parts.netloc:
-            return None
-        base = f"{parts.scheme}://{parts.netloc}"
-    return f"{base}/webhooks/procore"
+    base = public_base_url()
+    return None if base is None else f"{base}/webhooks/procore"
 
 
 def run_record(run: SyncRun, tally: Tally, stats) -> None:
