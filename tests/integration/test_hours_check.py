@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
 
@@ -240,3 +241,53 @@ def test_pre_send_check_and_integrations_card_link_to_the_hours_check(world, cli
     assert "/time/procore/hours?week=2026-03-02" in check_page.get_data(as_text=True)
     settings_page = client.get("/settings/integrations/")
     assert "/time/procore/hours" in settings_page.get_data(as_text=True)
+
+
+class VariantClient:
+    """Procore's listing in the documented variants: numeric hours, a deleted entry still
+    listed, an entry of another week (a server ignoring the date filter), no party."""
+
+    def __init__(self, real):
+        self.real = real
+        self.stats = real.stats
+
+    def iter_pages(self, path, params=None, per_page=100):
+        for page in self.real.iter_pages(path, params, per_page):
+            items = [dict(e, hours=float(e["hours"]), origin_id=e["origin_id"]) for e in page.items]
+            ghost = dict(items[0], id=-1, deleted_at="2026-03-03T10:00:00Z")
+            other_week = dict(items[0], id=-2, date="2026-02-20", origin_id=None, party=None)
+            yield type(page)(items=[*items, ghost, other_week], number=page.number)
+
+
+def test_listing_variants_are_read_without_false_differences(world):
+    sent_week(world)
+    run = hours_check.start_check(world.company.id, WEEK)
+
+    run = hours_check.run_check(
+        world.company.id, run.id, client=VariantClient(world.sandbox.client())
+    )
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.checkpoint["rows"] == [] and run.checkpoint["procore_entries"] == 2
+
+
+def test_check_without_a_procore_connection_fails_with_a_reason(world):
+    run = hours_check.start_check(world.company.id, WEEK)
+
+    run = hours_check.run_check(world.company.id, run.id)  # the connection has no tokens
+
+    assert run.status == RunStatus.FAILED
+    assert "reconnected" in run.error
+
+
+def test_week_defaults_to_last_week_and_any_day_names_its_monday():
+    from datetime import date
+
+    today = date(2026, 3, 11)  # a Wednesday
+    assert hours_check.parse_week(None, today) == date(2026, 3, 2)
+    assert hours_check.parse_week("2026-03-08", today) == date(2026, 3, 2)
+    assert hours_check.parse_week("2026-03-09", today) == date(2026, 3, 9)
+    with pytest.raises(hours_check.WeekNotValid, match="not started yet"):
+        hours_check.parse_week("2026-03-16", today)
+    with pytest.raises(hours_check.WeekNotValid, match="Pick a week"):
+        hours_check.parse_week("next week", today)

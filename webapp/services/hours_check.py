@@ -558,7 +558,8 @@ def resend_differences(company_id: int, run_id: int) -> int:
         )
     }
     count = push.resend_entries(company_id, targets)
-    run = db.session.get(SyncRun, run_id)
-    run.checkpoint = {**(run.checkpoint or {}), "resent": count, "resent_at": utcnow().isoformat()}
-    db.session.commit()
+    if count:
+        run = db.session.get(SyncRun, run_id)
+        run.checkpoint = {**run.checkpoint, "resent": count, "resent_at": utcnow().isoformat()}
+        db.session.commit()
     return count
