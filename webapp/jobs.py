@@ -149,3 +149,12 @@ def run_sync(company_id: int, run_id: int):
 
     run = execute_run(company_id, run_id)
     return None if run is None else run.id
+
+
+@app_job
+def check_hours(company_id: int, run_id: int):
+    """The weekly hours check: one week's hours in Crewclock against Procore's."""
+    from webapp.services.hours_check import run_check
+
+    run = run_check(company_id, run_id)
+    return None if run is None else run.id

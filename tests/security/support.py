@@ -222,8 +222,44 @@ def build_tenant(prefix: str, procore_base: int) -> Tenant:
         started_at=datetime.now(UTC),
         finished_at=datetime.now(UTC),
     )
-    db.session.add_all([run, stage_run])
+    hours_run = SyncRun(
+        company_id=cid,
+        kind="hours_check",
+        status=RunStatus.SUCCEEDED,
+        started_by_id=people["admin"].id,
+        started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC),
+        cursor_before=(monday - timedelta(days=7)).isoformat(),
+        checkpoint={
+            "week_start": (monday - timedelta(days=7)).isoformat(),
+            "rows": [
+                {
+                    "person": f"{prefix} Worker",
+                    "project": f"{prefix} Tower",
+                    "cost_code": f"03-300 {prefix} Cast-in-place",
+                    "crewclock": "8.00",
+                    "procore": "0.00",
+                    "difference": "-8.00",
+                    "kinds": ["missing"],
+                    "reasons": [f"Missing in Procore: 1 entry ({prefix})"],
+                }
+            ],
+            "matching": 0,
+            "resendable": 1,
+        },
+    )
+    db.session.add_all([run, stage_run, hours_run])
     db.session.flush()
+    db.session.add(
+        SyncRunItem(
+            company_id=cid,
+            run_id=hours_run.id,
+            entity_type="time_entry",
+            local_id=entries["submitted_entry"].id,
+            outcome="missing",
+            reason=f"{prefix} entry no longer in Procore",
+        )
+    )
     db.session.add(
         SyncRunItem(
             company_id=cid,
@@ -279,6 +315,7 @@ def build_tenant(prefix: str, procore_base: int) -> Tenant:
         staged_row=staged.id,
         run=run.id,
         stage_run=stage_run.id,
+        hours_check=hours_run.id,
         push=push.id,
     )
     return tenant
@@ -350,6 +387,7 @@ URL_PARAMS: dict[str, Filler] = {
     "row_id": lambda t: t.ids["staged_row"],
     "run_id": lambda t: t.ids["run"],
     "push_id": lambda t: t.ids["push"],
+    "check_id": lambda t: t.ids["hours_check"],
     "local_id": lambda t: t.ids["project"],  # with entity_type "project"
     "conflict_id": lambda t: t.ids["conflict"],
 }

@@ -2,7 +2,7 @@
 
 from datetime import date, timedelta
 
-from flask import Blueprint, abort, current_app, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import db
@@ -152,3 +152,118 @@ def send_now():
         set_up=True,
         message="Sending now." if queued else "A send is already on its way.",
     )
+
+
+# ================================================================ the weekly hours check
+HOURS_PAGE_SIZE = 50
+
+
+def _hours_context(week: date, run, **extra) -> dict:
+    """What the hours page and its fragments show: the week, its check, one page of rows."""
+    rows = (run.checkpoint or {}).get("rows", []) if run is not None and run.finished else []
+    try:
+        page = max(1, int(request.args.get("page", 1)))
+    except ValueError:
+        page = 1
+    pages = max(1, -(-len(rows) // HOURS_PAGE_SIZE))
+    page = min(page, pages)
+    context = {
+        "week": week,
+        "week_end": week + timedelta(days=6),
+        "prev_week": week - timedelta(days=7),
+        "next_week": week + timedelta(days=7),
+        "this_week": cards.monday_of(date.today()),
+        "run": run,
+        "rows": rows[(page - 1) * HOURS_PAGE_SIZE : page * HOURS_PAGE_SIZE],
+        "page_no": page,
+        "pages": pages,
+        "total_rows": len(rows),
+        "set_up": push._push_trigger(current_company_id()) is not None,
+        "errors": {},
+        "message": None,
+    }
+    context.update(extra)
+    return context
+
+
+@bp.get("/hours")
+@admin_required
+def hours():
+    """Hours check: Crewclock's hours of a week against Procore's, with the latest check."""
+    from webapp.services import hours_check
+
+    try:
+        week = hours_check.parse_week(request.args.get("week"))
+    except hours_check.WeekNotValid:
+        week = hours_check.last_week()
+    run = hours_check.latest_check(current_company_id(), week)
+    return render_page_or_fragment(
+        "push/hours.html", "push/_hours.html", **_hours_context(week, run)
+    )
+
+
+@bp.post("/hours")
+@admin_required
+def hours_start():
+    """'Check': queue a job that reads Procore's entries of the week and compares."""
+    from webapp.services import hours_check
+
+    try:
+        week = hours_check.parse_week(request.form.get("week"))
+    except hours_check.WeekNotValid as problem:
+        week = hours_check.last_week()
+        context = _hours_context(week, None, errors={"week": str(problem)})
+        context["week_value"] = request.form.get("week", "")[:20]
+        return render_fragment("push/_hours.html", status=422, **context)
+    run = hours_check.start_check(current_company_id(), week, current_user.id)
+    if request.headers.get("HX-Request") != "true":
+        return redirect(url_for("push.hours_run", check_id=run.id), code=303)
+    return render_fragment("push/_hours.html", **_hours_context(week, run))
+
+
+def _check_or_404(check_id: int):
+    from webapp.services import hours_check
+
+    run = hours_check.get_check(current_company_id(), check_id)
+    if run is None:
+        abort(404)
+    return run
+
+
+@bp.get("/hours/<int:check_id>")
+@admin_required
+def hours_run(check_id: int):
+    """One check: its progress (polled, stops by itself) then its rows, page by page."""
+    from webapp import jobs
+
+    run = _check_or_404(check_id)
+    jobs.enqueue_if_lost(jobs.check_hours, run)
+    week = date.fromisoformat(run.cursor_before)
+    return render_page_or_fragment(
+        "push/hours.html", "push/_hours_run.html", **_hours_context(week, run)
+    )
+
+
+@bp.post("/hours/<int:check_id>/resend")
+@admin_required
+def hours_resend(check_id: int):
+    """'Re-send differences': entries from Crewclock missing or changed in Procore go back
+    through the outbox (entries only in Procore are never touched)."""
+    from webapp.services import hours_check
+
+    run = _check_or_404(check_id)
+    if not run.finished:
+        abort(409)
+    count = hours_check.resend_differences(run.company_id, run.id)
+    if count:
+        message = (
+            f"{count} {'entry' if count == 1 else 'entries'} queued for Procore. "
+            "When they are sent, click Check again to confirm there are no differences."
+        )
+    else:
+        message = "Nothing to re-send: these entries were already sent again or changed here."
+    if request.headers.get("HX-Request") != "true":
+        return redirect(url_for("push.hours_run", check_id=check_id), code=303)
+    run = _check_or_404(check_id)
+    week = date.fromisoformat(run.cursor_before)
+    return render_fragment("push/_hours_run.html", **_hours_context(week, run, message=message))

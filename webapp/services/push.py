@@ -1470,6 +1470,41 @@ def retry_card(company_id: int, card_id: int, push_id: int | None = None) -> int
     return count
 
 
+def resend_entries(company_id: int, targets: dict[int, tuple[str, int | None]]) -> int:
+    """Queue again entries the hours check found missing ("missing") or with other hours
+    ("changed") in Procore; commits. `targets` maps entry id -> (finding, Procore id seen).
+
+    Only rows still as the check saw them (sent, same Procore id, wanted in Procore) are
+    touched, so a second click or a push in between cannot queue anything twice. A missing
+    entry is re-created through the reconcile path: marked create-in-doubt, the drain first
+    lists Procore by origin_id and only creates when the entry is really gone.
+    """
+    if not targets:
+        return 0
+    count = 0
+    for row in db.session.scalars(
+        sa.select(ProcorePush).where(
+            ProcorePush.company_id == company_id,
+            ProcorePush.time_entry_id.in_(list(targets)),
+            ProcorePush.action == PushAction.UPSERT,
+            ProcorePush.state.in_((PushState.DONE, PushState.CONFLICT)),
+        )
+    ):
+        finding, seen_procore_id = targets[row.time_entry_id]
+        if row.procore_id != seen_procore_id:
+            continue  # changed since the check (e.g. already re-sent)
+        if finding == "missing":
+            row.procore_id = None
+            row.sent_hash = None
+            row.create_in_doubt = row.procore_project_id is not None and row.work_date is not None
+        # No baseline: the next send writes Crewclock's version (the admin chose it).
+        row.payload_hash = None
+        _want(company_id, row.time_card_id, row.time_entry_id, PushAction.UPSERT)
+        count += 1
+    db.session.commit()
+    return count
+
+
 def procore_web_url(api_url: str, web_url: str = "") -> str | None:
     """Procore's web app, where people open records: PROCORE_WEB_URL, else known from the
     API host (api.procore.com -> app.procore.com; Procore's developer sandbox serves both)."""

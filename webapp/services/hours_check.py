@@ -1,0 +1,565 @@
+"""The weekly hours check: Crewclock's hours against Procore's, per person, project and cost
+code, with the reason for every difference, and 'Re-send differences' through the outbox.
+
+The check reads Procore in a job (one listing per linked project, page by page) and keeps
+only totals per row plus one record per Procore entry that carries one of our origin ids, so
+memory grows with Crewclock's entries for the week, never with Procore's list. The result is
+a `hours_check` SyncRun: the rows in its checkpoint JSON, and one SyncRunItem per entry that
+came from us and is missing or different in Procore (what 'Re-send differences' sends again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import (
+    CostCode,
+    EntityType,
+    IntegrationSettings,
+    ProcoreLink,
+    Project,
+    RunStatus,
+    SyncRun,
+    SyncRunItem,
+    TimeCard,
+    TimecardTrigger,
+    TimeEntry,
+    User,
+)
+from webapp.models.base import utcnow
+from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
+from webapp.procore import mapping_timecards as mapping
+from webapp.services import push
+
+log = logging.getLogger(__name__)
+
+KIND = "hours_check"
+LIST_PAGE_SIZE = 100
+ZERO = Decimal("0.00")
+CENT = Decimal("0.01")
+
+# Why a row differs, in the order the page shows them.
+PENDING = "pending"  # on a card at the send trigger, not (yet) in Procore by design
+MISSING = "missing"  # sent, but no longer in Procore
+CHANGED = "changed"  # sent, and Procore now holds other hours for it
+ONLY_PROCORE = "only_procore"  # made in Procore or by another app: shown, never touched
+REMOVED_HERE = "removed_here"  # made by Crewclock, no longer on a sendable card here
+RESENDABLE = (MISSING, CHANGED)
+SENT_STATES = (PushState.DONE, PushState.CONFLICT)
+
+
+class WeekNotValid(ValueError):
+    """The week asked for cannot be checked; str() says why (shown beside the field)."""
+
+
+def last_week(today: date | None = None) -> date:
+    """The Monday of last week (the default week to check)."""
+    today = today or date.today()
+    return today - timedelta(days=today.weekday() + 7)
+
+
+def parse_week(raw: str | None, today: date | None = None) -> date:
+    """The Monday of the week named by `raw` (any day of it); WeekNotValid when it cannot be."""
+    today = today or date.today()
+    if not raw:
+        return last_week(today)
+    try:
+        day = date.fromisoformat(raw.strip())
+    except ValueError:
+        raise WeekNotValid("Pick a week: enter a date like 2026-03-02.") from None
+    monday = day - timedelta(days=day.weekday())
+    if monday > today:
+        raise WeekNotValid("That week has not started yet; pick this week or an earlier one.")
+    return monday
+
+
+# ===================================================================== starting a check
+def active_check(company_id: int) -> SyncRun | None:
+    """The company's check still queued or running, if any."""
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(
+            SyncRun.company_id == company_id,
+            SyncRun.kind == KIND,
+            SyncRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+def start_check(company_id: int, week_start: date, user_id: int | None = None) -> SyncRun:
+    """Queue a check of one week (committed before the job is enqueued); an identical
+    check already waiting or running is returned instead of starting a second one."""
+    from webapp import jobs
+
+    existing = active_check(company_id)
+    if existing is not None and existing.cursor_before == week_start.isoformat():
+        return existing
+    run = SyncRun(
+        company_id=company_id,
+        kind=KIND,
+        trigger="manual",
+        status=RunStatus.QUEUED,
+        started_by_id=user_id,
+        # The week checked; cursor_before is the run's "from" marker, so runs of one week
+        # are found with an indexed query and no JSON lookup.
+        cursor_before=week_start.isoformat(),
+        checkpoint={"week_start": week_start.isoformat()},
+        stage="Waiting for a worker",
+    )
+    db.session.add(run)
+    db.session.commit()
+    try:
+        jobs.enqueue_run(jobs.check_hours, run)
+    except Exception:  # Redis down: the queued run is enqueued again by the progress poll
+        log.warning("could not enqueue the hours check run=%s", run.id)
+    return run
+
+
+def get_check(company_id: int, run_id: int) -> SyncRun | None:
+    """A check of this company, or None (another company's or another kind of run)."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.company_id != company_id or run.kind != KIND:
+        return None
+    return run
+
+
+def latest_check(company_id: int, week_start: date) -> SyncRun | None:
+    """The newest check of this week."""
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(
+            SyncRun.company_id == company_id,
+            SyncRun.kind == KIND,
+            SyncRun.cursor_before == week_start.isoformat(),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+# ====================================================================== the check itself
+@dataclass
+class _Row:
+    """One (person, project, cost code) of the week."""
+
+    crewclock: Decimal = ZERO
+    procore: Decimal = ZERO
+    reasons: dict = field(default_factory=lambda: defaultdict(int))  # (kind, detail) -> n
+    person: str | None = None  # labels for keys Crewclock cannot name itself
+    cost_code: str | None = None
+
+
+@dataclass
+class _Ours:
+    """One Crewclock entry the check expects in Procore (or knows is not there yet)."""
+
+    key: tuple
+    entry_id: int
+    hours: Decimal
+    push_id: int | None
+    procore_id: int | None
+    expected: bool  # sent: Procore should hold it
+    seen_hours: Decimal | None = None
+
+
+def _hours(value) -> Decimal:
+    try:
+        return Decimal(str(value)).quantize(CENT)
+    except (InvalidOperation, ValueError, TypeError):
+        return ZERO
+
+
+def _nested(entry: dict, name: str) -> dict:
+    value = entry.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _pending_reason(row: tuple | None) -> str:
+    """Plain words for an entry at the trigger that Procore is not meant to hold yet."""
+    if row is None:
+        return "not sent yet: it is not in the outbox (Send now queues it)"
+    state, reason = PushState(row[0]), row[1]
+    if state == PushState.NOT_MAPPED:
+        return f"not mapped: {reason}" if reason else "not mapped to Procore"
+    if state == PushState.FAILED:
+        return f"not sent, Procore refused it: {reason}" if reason else "not sent: it failed"
+    if state == PushState.WAITING_RATE_LIMIT:
+        return "not sent yet: waiting for Procore's rate limit"
+    if state in WORK_STATES:
+        return "not sent yet: pending in the outbox"
+    return f"not sent: {reason}" if reason else f"not sent ({state.value})"
+
+
+class Checker:
+    """Compares one week of one company; writes the result onto the run."""
+
+    def __init__(self, run: SyncRun, client) -> None:
+        self.run = run
+        self.company_id = run.company_id
+        self.client = client
+        self.week_start = date.fromisoformat(run.cursor_before)
+        self.week_end = self.week_start + timedelta(days=6)
+        self.rows: dict[tuple, _Row] = defaultdict(_Row)
+        self.ours: dict[str, _Ours] = {}  # origin_id -> our entry
+        self.items: list[SyncRunItem] = []
+        self.procore_entries = 0
+
+    # ----------------------------------------------------------------- our side
+    def _links(self, entity: EntityType) -> dict[int, int]:
+        return {
+            local: remote
+            for local, remote in db.session.execute(
+                sa.select(ProcoreLink.local_id, ProcoreLink.procore_id).where(
+                    ProcoreLink.company_id == self.company_id, ProcoreLink.entity_type == entity
+                )
+            )
+        }
+
+    def load_ours(self) -> None:
+        """Entries of the week's cards at the send trigger, for linked people and projects."""
+        settings = db.session.get(IntegrationSettings, self.company_id)
+        trigger = settings.timecard_trigger if settings else TimecardTrigger.ON_APPROVAL
+        self.user_links = self._links(EntityType.USER)
+        self.project_links = self._links(EntityType.PROJECT)
+        query = (
+            sa.select(
+                TimeEntry.id,
+                TimeEntry.project_id,
+                TimeEntry.cost_code_id,
+                TimeEntry.hours,
+                TimeCard.user_id,
+                ProcorePush.id,
+                ProcorePush.origin_id,
+                ProcorePush.state,
+                ProcorePush.action,
+                ProcorePush.procore_id,
+                ProcorePush.reason,
+            )
+            .join(TimeCard, TimeCard.id == TimeEntry.time_card_id)
+            .outerjoin(
+                ProcorePush,
+                sa.and_(
+                    ProcorePush.company_id == TimeEntry.company_id,
+                    ProcorePush.time_entry_id == TimeEntry.id,
+                ),
+            )
+            .where(
+                TimeCard.company_id == self.company_id,
+                TimeCard.week_start == self.week_start,
+                TimeCard.status.in_(push.sendable_statuses(trigger)),
+            )
+            .order_by(TimeEntry.id)
+        )
+        for (
+            entry_id,
+            project_id,
+            cost_code_id,
+            hours,
+            user_id,
+            push_id,
+            origin_id,
+            state,
+            action,
+            procore_id,
+            reason,
+        ) in db.session.execute(query).yield_per(1000):
+            if user_id not in self.user_links or project_id not in self.project_links:
+                continue
+            key = (user_id, project_id, cost_code_id)
+            row = self.rows[key]
+            row.crewclock += _hours(hours)
+            sent = (
+                push_id is not None
+                and PushState(state) in SENT_STATES
+                and PushAction(action) == PushAction.UPSERT
+            )
+            if not sent:
+                row.reasons[
+                    (PENDING, _pending_reason(None if push_id is None else (state, reason)))
+                ] += 1
+            self.ours[origin_id or mapping.origin_id_for(entry_id)] = _Ours(
+                key=key,
+                entry_id=entry_id,
+                hours=_hours(hours),
+                push_id=push_id,
+                procore_id=procore_id,
+                expected=sent,
+            )
+
+    # ------------------------------------------------------------- Procore's side
+    def read_procore(self) -> None:
+        """List each linked project's entries of the week, page by page."""
+        people = self._people_by_party()
+        codes = {
+            code: cid
+            for cid, code in db.session.execute(
+                sa.select(CostCode.id, CostCode.code).where(CostCode.company_id == self.company_id)
+            )
+        }
+        projects = sorted(self.project_links.items(), key=lambda pair: pair[1])
+        self.run.total = len(projects)
+        self.run.stage = "Reading Procore's timecard entries"
+        db.session.commit()
+        for local_project_id, procore_project_id in projects:
+            for page in self.client.iter_pages(
+                f"/rest/v1.0/projects/{procore_project_id}/timecard_entries",
+                {
+                    "start_date": self.week_start.isoformat(),
+                    "end_date": self.week_end.isoformat(),
+                },
+                per_page=LIST_PAGE_SIZE,
+            ):
+                for entry in page.items:
+                    if isinstance(entry, dict):
+                        self._one(entry, local_project_id, people, codes)
+            self.run.done += 1
+            db.session.commit()
+
+    def _people_by_party(self) -> dict[int, int]:
+        """Procore person (party) id -> our user id, from the push's cached lookups."""
+        by_procore_user = {remote: local for local, remote in self.user_links.items()}
+        found = {}
+        for key, party_id in db.session.execute(
+            sa.select(ProcoreLookup.key, ProcoreLookup.procore_id).where(
+                ProcoreLookup.company_id == self.company_id,
+                ProcoreLookup.kind == push.PARTY,
+            )
+        ):
+            local = by_procore_user.get(_int(key))
+            if local is not None:
+                found[party_id] = local
+        return found
+
+    def _one(self, entry: dict, local_project_id: int, people: dict, codes: dict) -> None:
+        if entry.get("deleted_at") or entry.get("in_progress"):
+            return
+        day = str(entry.get("date") or "")[:10]
+        if day and not (self.week_start.isoformat() <= day <= self.week_end.isoformat()):
+            return  # a server ignoring the date filter must not add other weeks' hours
+        self.procore_entries += 1
+        hours = _hours(entry.get("hours"))
+        origin = entry.get("origin_id")
+        origin = None if origin in (None, "") else str(origin)
+        ours = self.ours.get(origin) if origin else None
+        if ours is not None:
+            ours.seen_hours = (ours.seen_hours or ZERO) + hours
+            self.rows[ours.key].procore += hours
+            return
+        # Not one we expect this week: attribute it by what Procore says it is.
+        party = _nested(entry, "party")
+        person = people.get(_int(party.get("id")) or _int(entry.get("party_id")))
+        code = _nested(entry, "cost_code")
+        full_code = code.get("full_code") or code.get("code")
+        cost_code = codes.get(full_code) if full_code else None
+        key = (
+            person if person is not None else f"party:{party.get('id')}",
+            local_project_id,
+            cost_code
+            if cost_code is not None or not code
+            else f"code:{full_code or code.get('name')}",
+        )
+        row = self.rows[key]
+        row.procore += hours
+        if person is None:
+            row.person = party.get("name") or "Unknown person in Procore"
+        if cost_code is None and code:
+            row.cost_code = " ".join(str(p) for p in (full_code, code.get("name")) if p)
+        if mapping.entry_id_from_origin(origin) is not None:
+            row.reasons[(REMOVED_HERE, "")] += 1
+        else:
+            row.reasons[(ONLY_PROCORE, "")] += 1
+
+    # ------------------------------------------------------------------ compare
+    def compare(self) -> None:
+        """Missing and changed entries, as rows' reasons and as items to re-send."""
+        for ours in self.ours.values():
+            if not ours.expected:
+                continue
+            if ours.seen_hours is None:
+                self.rows[ours.key].reasons[(MISSING, "")] += 1
+                self._item(ours, MISSING, "Sent to Procore, but no longer there.")
+            elif ours.seen_hours != ours.hours:
+                self.rows[ours.key].reasons[(CHANGED, "")] += 1
+                self._item(
+                    ours,
+                    CHANGED,
+                    f"Procore has {ours.seen_hours} h, Crewclock {ours.hours} h.",
+                )
+
+    def _item(self, ours: _Ours, outcome: str, reason: str) -> None:
+        self.items.append(
+            SyncRunItem(
+                company_id=self.company_id,
+                run_id=self.run.id,
+                entity_type="time_entry",
+                local_id=ours.entry_id,
+                procore_id=ours.procore_id,
+                outcome=outcome,
+                reason=reason,
+            )
+        )
+
+    def result(self) -> dict:
+        """The rows that differ (labelled, sorted) and the counts, as checkpoint JSON."""
+        users = dict(
+            db.session.execute(
+                sa.select(User.id, (User.first_name + " " + User.last_name)).where(
+                    User.company_id == self.company_id
+                )
+            ).all()
+        )
+        projects = dict(
+            db.session.execute(
+                sa.select(Project.id, Project.name).where(Project.company_id == self.company_id)
+            ).all()
+        )
+        codes = {
+            cid: f"{code} {name}"
+            for cid, code, name in db.session.execute(
+                sa.select(CostCode.id, CostCode.code, CostCode.name).where(
+                    CostCode.company_id == self.company_id
+                )
+            )
+        }
+        shown, matching = [], 0
+        counts: dict[str, int] = defaultdict(int)
+        for (person, project, cost_code), row in self.rows.items():
+            if row.crewclock == row.procore and not row.reasons:
+                matching += 1
+                continue
+            kinds = sorted({kind for kind, _ in row.reasons}, key=_KIND_ORDER.index)
+            for (kind, _detail), n in row.reasons.items():
+                counts[kind] += n
+            shown.append(
+                {
+                    "person": row.person or users.get(person, "Unknown person"),
+                    "project": projects.get(project, "Unknown project"),
+                    "cost_code": row.cost_code
+                    or (codes.get(cost_code, "—") if cost_code is not None else "No cost code"),
+                    "crewclock": str(row.crewclock),
+                    "procore": str(row.procore),
+                    "difference": str(row.procore - row.crewclock),
+                    "kinds": kinds,
+                    "reasons": [
+                        _reason_text(kind, detail, n)
+                        for (kind, detail), n in sorted(
+                            row.reasons.items(), key=lambda kv: _KIND_ORDER.index(kv[0][0])
+                        )
+                    ],
+                }
+            )
+        shown.sort(key=lambda r: (r["person"].lower(), r["project"].lower(), r["cost_code"]))
+        return {
+            "week_start": self.week_start.isoformat(),
+            "rows": shown,
+            "matching": matching,
+            "counts": dict(counts),
+            "procore_entries": self.procore_entries,
+            "resendable": len(self.items),
+        }
+
+
+_KIND_ORDER = [MISSING, CHANGED, PENDING, ONLY_PROCORE, REMOVED_HERE]
+
+
+def _reason_text(kind: str, detail: str, n: int) -> str:
+    entries = "1 entry" if n == 1 else f"{n} entries"
+    if kind == PENDING:
+        return f"{entries} {detail}"
+    if kind == MISSING:
+        return f"Missing in Procore: {entries} sent from Crewclock, no longer in Procore"
+    if kind == CHANGED:
+        return f"Changed in Procore: {entries} from Crewclock with other hours there"
+    if kind == ONLY_PROCORE:
+        return f"Only in Procore: {entries} not from Crewclock (left as they are)"
+    return f"In Procore, taken off here: {entries} from Crewclock no longer on a card to send"
+
+
+def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
+    """The job body: compare the run's week, store rows and items on the run."""
+    run = get_check(company_id, run_id)
+    if run is None:
+        return None
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return run  # RQ ran it twice: the first finished it
+    stats = None
+    try:
+        # A retry starts over: the earlier attempt's items must not count twice.
+        db.session.execute(sa.delete(SyncRunItem).where(SyncRunItem.run_id == run.id))
+        run.status, run.error, run.done = RunStatus.RUNNING, None, 0
+        run.started_at, run.finished_at = utcnow(), None
+        run.stage = "Reading Crewclock's entries"
+        db.session.commit()
+        if client is None:
+            from webapp.procore.client import CallStats
+            from webapp.services.connections import procore_client_for
+
+            stats = CallStats()
+            client = procore_client_for(company_id, stats=stats)
+        else:
+            stats = getattr(client, "stats", None)
+        calls_before = stats.calls if stats is not None else 0
+        checker = Checker(run, client)
+        checker.load_ours()
+        checker.read_procore()
+        checker.compare()
+        db.session.add_all(checker.items)
+        run.checkpoint = checker.result()
+        run.unchanged = run.checkpoint["matching"]
+        run.failed = len(run.checkpoint["rows"])
+        if stats is not None:
+            run.api_calls = stats.calls - calls_before
+        run.status, run.stage, run.finished_at = RunStatus.SUCCEEDED, None, utcnow()
+        db.session.commit()
+        return run
+    except Exception as exc:
+        db.session.rollback()
+        run = db.session.get(SyncRun, run_id)
+        run.status, run.finished_at, run.stage = RunStatus.FAILED, utcnow(), None
+        run.error = push._reason_for(exc)
+        if stats is not None:
+            run.api_calls = stats.calls
+        db.session.commit()
+        if push._is_auth_problem(exc):
+            return run  # a retry cannot help; the page says to reconnect
+        raise
+
+
+# ================================================================= re-send differences
+def resend_differences(company_id: int, run_id: int) -> int:
+    """Put the check's missing and changed entries back through the outbox; commits."""
+    run = get_check(company_id, run_id)
+    if run is None or run.status != RunStatus.SUCCEEDED:
+        return 0
+    targets = {
+        entry_id: (outcome, procore_id)
+        for entry_id, outcome, procore_id in db.session.execute(
+            sa.select(SyncRunItem.local_id, SyncRunItem.outcome, SyncRunItem.procore_id).where(
+                SyncRunItem.run_id == run.id,
+                SyncRunItem.company_id == company_id,
+                SyncRunItem.outcome.in_(RESENDABLE),
+            )
+        )
+    }
+    count = push.resend_entries(company_id, targets)
+    if count:
+        run = db.session.get(SyncRun, run_id)
+        run.checkpoint = {**run.checkpoint, "resent": count, "resent_at": utcnow().isoformat()}
+        db.session.commit()
+    return count
