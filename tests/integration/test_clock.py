@@ -1,5 +1,6 @@
 """Clock in / clock out on My time: the panel, the entries clock out makes, and its refusals."""
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from tests.integration.test_timecards import (
     login_as,
     setup_crew,
 )
+from tests.integration.test_timecards_picker import add_towers
 from webapp.extensions import db
 from webapp.models import ClockSession, Project, Role, TimeCardStatus, TimeEntry, WorkType
 from webapp.services import clock as clock_svc
@@ -430,3 +432,25 @@ def test_the_clocked_in_list_is_paginated(app, clock):
     assert "55 total · page 1 of 2" in first and first.count("Crew Member") == 50
     second = supervisor.get("/time/clocked-in?page=2").get_data(as_text=True)
     assert second.count("Crew Member") == 5
+
+
+def test_with_many_projects_the_clock_panel_searches_and_picks_into_itself(app, clock):
+    crew = setup_crew()
+    towers = add_towers(crew.company, count=150)
+    client = login_as(app, crew.worker)
+    page = client.get("/time/").get_data(as_text=True)
+    panel = page[page.index('id="clock-panel"') : page.index('id="card"')]
+    assert "Search projects" in panel and "Tower 000" not in panel  # no 150-option select
+
+    found = client.get(
+        "/time/entries/projects", query_string={"project_q": "T-042", "picker": "clock"}, headers=HX
+    ).get_data(as_text=True)
+    assert "Tower 042" in found
+    assert 'hx-get="/time/clock"' in found and 'hx-target="#clock-panel"' in found
+
+    picked = client.get(
+        "/time/clock", query_string={"project_id": towers[42].id}, headers=HX
+    ).get_data(as_text=True)
+    assert re.search(rf'<option value="{towers[42].id}"\s+selected', picked)
+    assert clock_in(client, towers[42]).status_code == 200
+    assert open_clocks(crew.worker)[0].project_id == towers[42].id
