@@ -178,8 +178,9 @@ def test_clock_in_while_this_weeks_card_is_submitted_is_refused_up_front(app, cl
 
     assert response.status_code == 422
     html = response.get_data(as_text=True)
-    assert "Your card for the week of Mon 03/02 is submitted: ask your supervisor to reject it" in (
-        html
+    assert (
+        "Your card for the week of Mon 03/02 is submitted: ask your supervisor to reject it "
+        "before you clock in." in html
     )
     assert open_clocks() == []
 

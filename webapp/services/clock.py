@@ -87,18 +87,21 @@ def split_at_midnight(start: datetime, end: datetime) -> list[Shift]:
     return parts
 
 
-def week_refusal(card: TimeCard | None, user: User) -> str | None:
-    """Why `user` cannot add clocked time to this week's card, or None."""
+def week_refusal(card: TimeCard | None, user: User, or_else: str = "") -> str | None:
+    """Why `user` cannot add clocked time to this week's card, or None.
+
+    `or_else` names the way out besides asking for the card back (e.g. cancelling the clock).
+    """
     refusal = cards.edit_refusal(card, user) if card else None
     if refusal == cards.SUBMITTED_MESSAGE:
         return (
             f"Your card for the week of {card.week_start:%a %m/%d} is submitted: ask your "
-            "supervisor to reject it, or cancel this clock-in"
+            f"supervisor to reject it{or_else}."
         )
     if refusal == cards.APPROVED_MESSAGE:
         return (
             f"Your card for the week of {card.week_start:%a %m/%d} is approved: ask an admin "
-            "to reopen it, or cancel this clock-in"
+            f"to reopen it{or_else}."
         )
     return refusal
 
@@ -166,9 +169,9 @@ def clock_in(
     started = now()
     today = started.astimezone(local_zone(user)).date()
     card = cards.find_card(user.company_id, user.id, cards.monday_of(today))
-    refusal = week_refusal(card, user)
+    refusal = week_refusal(card, user, " before you clock in")
     if refusal:
-        raise ClockError(refusal.replace(", or cancel this clock-in", "") + ".")
+        raise ClockError(refusal)
     clock = ClockSession(
         company_id=user.company_id,
         user_id=user.id,
@@ -225,9 +228,9 @@ def clock_out(clock: ClockSession, user: User, break_minutes: int = 0) -> list:
     try:
         for part in parts:
             card = cards.find_card(user.company_id, user.id, cards.monday_of(part.work_date))
-            refusal = week_refusal(card, user)
+            refusal = week_refusal(card, user, ", or cancel this clock-in")
             if refusal:
-                raise ClockError(refusal + ".")
+                raise ClockError(refusal)
             if card is None:
                 card = cards.get_or_create_card(
                     user.company_id, user, cards.monday_of(part.work_date), user
