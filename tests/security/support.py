@@ -21,6 +21,7 @@ from config import TestConfig
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import (
+    ClockSession,
     Company,
     CostCode,
     EntityType,
@@ -297,7 +298,17 @@ def build_tenant(prefix: str, procore_base: int) -> Tenant:
     lookup = ProcoreLookup(
         company_id=cid, kind="party_for_user", key=str(people["worker"].id), procore_id=7
     )
-    db.session.add_all([push, lookup])
+    # The admin's own open clock: the suite signs in as the admin, so the clock-out and
+    # cancel routes are exercised past their ownership check.
+    clock = ClockSession(
+        company_id=cid,
+        user_id=people["admin"].id,
+        project_id=project.id,
+        cost_code_id=code.id,
+        started_at=datetime.now(UTC) - timedelta(hours=2),
+        notes=f"{prefix} clocked in",
+    )
+    db.session.add_all([push, lookup, clock])
     db.session.flush()
 
     tenant.ids.update(_build_sync_rows(cid, prefix, procore_base, project.id))
@@ -317,6 +328,7 @@ def build_tenant(prefix: str, procore_base: int) -> Tenant:
         stage_run=stage_run.id,
         hours_check=hours_run.id,
         push=push.id,
+        clock=clock.id,
     )
     return tenant
 
@@ -390,6 +402,7 @@ URL_PARAMS: dict[str, Filler] = {
     "check_id": lambda t: t.ids["hours_check"],
     "local_id": lambda t: t.ids["project"],  # with entity_type "project"
     "conflict_id": lambda t: t.ids["conflict"],
+    "clock_id": lambda t: t.ids["clock"],
 }
 # URL parameters that name no company's object (the same value for every company).
 # An invite token names no object the suite can fill per company: a forged one must be refused.
@@ -526,6 +539,7 @@ def plausible_form(tenant: Tenant) -> dict:
         "cost_code_id": str(tenant.ids["spare_cost_code"]),
         "card_id": str(tenant.ids["draft_card"]),
         "entry_id": str(tenant.ids["entry"]),
+        "break_minutes": "15",
         "user_id": str(tenant.users["worker"]),
         "parent_id": str(tenant.ids["division"]),
         "supervisor_ids": str(tenant.users["supervisor"]),

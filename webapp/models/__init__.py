@@ -22,7 +22,14 @@ from webapp.models.sync import (
     SyncCursor,
     SyncState,
 )
-from webapp.models.timecard import TimeCard, TimeCardEvent, TimeCardStatus, TimeEntry, WorkType
+from webapp.models.timecard import (
+    ClockSession,
+    TimeCard,
+    TimeCardEvent,
+    TimeCardStatus,
+    TimeEntry,
+    WorkType,
+)
 from webapp.models.user import APPROVER_ROLES, Role, User
 
 __all__ = [
@@ -43,6 +50,7 @@ __all__ = [
     "TimecardTrigger",
     "ProcoreStagedRecord",
     "APPROVER_ROLES",
+    "ClockSession",
     "Company",
     "CostCode",
     "Project",

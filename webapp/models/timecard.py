@@ -121,3 +121,28 @@ class TimeCardEvent(IdMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     actor = relationship("User", lazy="joined")
+
+
+class ClockSession(IdMixin, db.Model):
+    """A person's open clock-in; clock out turns it into time entries and deletes it.
+
+    Only open clocks live here, so the unique user_id is the "one open clock per person"
+    rule itself: a double click or a second tab cannot open another.
+    """
+
+    __tablename__ = "clock_session"
+    __table_args__ = (sa.UniqueConstraint("user_id"),)
+
+    company_id: Mapped[int] = company_fk()
+    user_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("user_account.id", ondelete="CASCADE")
+    )
+    project_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("project.id"), index=True)
+    cost_code_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("cost_code.id"))
+    work_type: Mapped[WorkType] = mapped_column(_enum(WorkType), default=WorkType.REGULAR)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    notes: Mapped[str | None] = mapped_column(sa.Text)
+
+    user = relationship("User", lazy="joined")
+    project = relationship("Project", lazy="joined")
+    cost_code = relationship("CostCode", lazy="joined")

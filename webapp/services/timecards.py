@@ -586,19 +586,33 @@ def _admin_note(card: TimeCard, actor: User) -> str:
     return ""
 
 
-def create_entry(card: TimeCard, data: EntryData, actor: User) -> TimeEntry:
-    """Add an entry to `card`; raises TimeCardError (and keeps nothing) when a rule fails."""
+def add_entry(card: TimeCard, data: EntryData, actor: User, how: str = "") -> TimeEntry:
+    """Validate and add an entry (history and hooks included) without committing.
+
+    Raises TimeCardError and leaves the rollback to the caller, so a change made of several
+    entries (a clock-out across midnight) is kept whole or not at all. `how` is appended to
+    the history line (e.g. " by clock out").
+    """
     errors, project, hours = validate_entry(card, data, actor)
     if errors:
-        db.session.rollback()
         raise TimeCardError(errors)
     entry = TimeEntry(company_id=card.company_id, time_card_id=card.id)
     _apply(entry, data, project, hours)
     card.entries.append(entry)
     db.session.add(entry)
     db.session.flush()
-    _record(card, actor, "entry_added", describe_entry(entry) + _admin_note(card, actor))
+    _record(card, actor, "entry_added", describe_entry(entry) + how + _admin_note(card, actor))
     after_entry_change(entry, "added")
+    return entry
+
+
+def create_entry(card: TimeCard, data: EntryData, actor: User) -> TimeEntry:
+    """Add an entry to `card`; raises TimeCardError (and keeps nothing) when a rule fails."""
+    try:
+        entry = add_entry(card, data, actor)
+    except TimeCardError:
+        db.session.rollback()
+        raise
     db.session.commit()
     return entry
 

@@ -106,3 +106,30 @@ def parse_entry_form(form) -> tuple[EntryData | None, dict[str, str]]:
 def parse_week(value: str | None, default: date) -> date:
     """The ?week= date (any day of the week), or `default` when missing or malformed."""
     return parse_date(value) or default
+
+
+def parse_clock_in_form(form) -> tuple[dict, dict[str, str]]:
+    """The clock-in fields (project, cost code, work type, notes) as clock_in() arguments."""
+    errors: dict[str, str] = {}
+    project_id = parse_int(form.get("project_id"))
+    if project_id is None:
+        errors["project_id"] = "Choose a project."
+    cost_code_raw = (form.get("cost_code_id") or "").strip()
+    cost_code_id = parse_int(cost_code_raw) if cost_code_raw else None
+    if cost_code_raw and cost_code_id is None:
+        errors["cost_code_id"] = "Pick a cost code from the list."
+    try:
+        work_type = WorkType(form.get("work_type") or WorkType.REGULAR.value)
+    except ValueError:
+        errors["work_type"] = "Choose regular, overtime or double time."
+        work_type = WorkType.REGULAR
+    notes = (form.get("notes") or "").strip() or None
+    if notes and len(notes) > MAX_NOTES:
+        errors["notes"] = f"Keep notes under {MAX_NOTES} characters."
+    fields = {
+        "project_id": project_id,
+        "cost_code_id": cost_code_id,
+        "work_type": work_type,
+        "notes": notes,
+    }
+    return fields, errors

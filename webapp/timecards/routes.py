@@ -3,19 +3,36 @@
 from datetime import date, timedelta
 from decimal import Decimal
 
-from flask import Blueprint, abort, request, url_for
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import db
-from webapp.htmx import render_fragment, render_page_or_fragment
-from webapp.models import APPROVER_ROLES, Project, TimeCard, TimeCardStatus, TimeEntry, WorkType
+from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
+from webapp.models import (
+    APPROVER_ROLES,
+    ClockSession,
+    Project,
+    TimeCard,
+    TimeCardStatus,
+    TimeEntry,
+    WorkType,
+)
 from webapp.pagination import paginate
+from webapp.services import clock as clock_svc
 from webapp.services import timecards as svc
 from webapp.tenancy import get_scoped_or_404, require_role
-from webapp.timecards.forms import parse_date, parse_entry_form, parse_int, parse_week
+from webapp.timecards.forms import (
+    parse_clock_in_form,
+    parse_date,
+    parse_entry_form,
+    parse_int,
+    parse_week,
+)
 
 bp = Blueprint("timecards", __name__, url_prefix="/time")
 
+CLOCKED_IN_PREVIEW = 5  # people listed on the approvals page; the rest on their own page
 STATUS_FILTERS = {
     "submitted": TimeCardStatus.SUBMITTED,
     "approved": TimeCardStatus.APPROVED,
@@ -211,6 +228,7 @@ def my_time():
         prev_week=week_start - timedelta(days=7),
         next_week=week_start + timedelta(days=7),
         this_week=svc.monday_of(today),
+        clock_panel=clock_panel_context(),
         **context,
     )
 
@@ -242,6 +260,7 @@ def approvals():
         status_key=status_key,
         status_filters=list(STATUS_FILTERS),
         fmt=svc.format_hours,
+        clocked=None if is_fragment_request() else clocked_in_summary(),
     )
 
 
@@ -281,6 +300,7 @@ def project_matches():
     return render_fragment(
         "timecards/_project_matches.html",
         q=q,
+        picker=request.args.get("picker"),
         matches=matches[: svc.PICKER_MATCHES],
         more=len(matches) > svc.PICKER_MATCHES,
     )
@@ -299,6 +319,7 @@ def cost_code_matches():
     return render_fragment(
         "timecards/_cost_code_matches.html",
         q=q,
+        picker=request.args.get("picker"),
         project=project,
         matches=matches[: svc.PICKER_MATCHES],
         more=len(matches) > svc.PICKER_MATCHES,
@@ -416,3 +437,122 @@ def reject(card_id: int):
     if not svc.can_approve(card, current_user):
         abort(403)
     return _change(card_id, TimeCardStatus.REJECTED, request.form.get("note", ""))
+
+
+# ---------------------------------------------------------------- clock in / out
+
+
+def clock_panel_context(values: dict | None = None, errors: dict | None = None) -> dict:
+    """What _clock_panel.html needs: the open clock, or the clock-in pickers."""
+    clock = clock_svc.open_clock(current_user.company_id, current_user.id)
+    errors = errors or {}
+    if clock is not None:
+        return {
+            "clock": clock,
+            "started": clock_svc.started_label(clock, current_user),
+            "elapsed": clock_svc.elapsed_label(clock),
+            "values": values or {},
+            "errors": errors,
+        }
+    week_start = svc.monday_of(clock_svc.local_today(current_user))
+    row = entry_form_context(None, week_start, None, values or {}, errors)
+    return {"clock": None, "values": row["values"], "errors": errors, "row": row}
+
+
+def clock_panel_response(status: int = 200, values=None, errors=None):
+    """The panel for htmx; for a plain form, back to My time (with the reason if refused)."""
+    if not is_fragment_request():
+        for message in (errors or {}).values():
+            flash(message, "error")
+        return redirect(url_for("timecards.my_time"), 303)
+    response = render_fragment(
+        "timecards/_clock_panel.html", status, **clock_panel_context(values, errors)
+    )
+    return response
+
+
+def own_clock_or_404(clock_id: int) -> ClockSession:
+    """The signed-in user's own open clock; anyone else's (any company) → 404."""
+    clock = get_scoped_or_404(ClockSession, clock_id)
+    if clock.user_id != current_user.id:
+        abort(404)
+    return clock
+
+
+@bp.get("/clock")
+@login_required
+def clock_panel():
+    """The clock panel; reloaded with the form's values when the project changes."""
+    return render_fragment(
+        "timecards/_clock_panel.html", **clock_panel_context(request.args.to_dict())
+    )
+
+
+@bp.post("/clock/in")
+@login_required
+def clock_in():
+    values = request.form.to_dict()
+    fields, errors = parse_clock_in_form(request.form)
+    if errors:
+        return clock_panel_response(422, values, errors)
+    try:
+        clock_svc.clock_in(current_user, **fields)
+    except clock_svc.ClockError as error:
+        db.session.rollback()
+        return clock_panel_response(422, values, {error.field: error.message})
+    return clock_panel_response()
+
+
+@bp.post("/clock/<int:clock_id>/out")
+@login_required
+def clock_out(clock_id: int):
+    clock = own_clock_or_404(clock_id)
+    values = request.form.to_dict()
+    break_raw = (request.form.get("break_minutes") or "").strip()
+    break_minutes = parse_int(break_raw) if break_raw else 0
+    if break_minutes is None or not 0 <= break_minutes <= 1440:
+        errors = {"break_minutes": "Enter the break in whole minutes (0 or more)."}
+        return clock_panel_response(422, values, errors)
+    try:
+        entries = clock_svc.clock_out(clock, current_user, break_minutes)
+    except clock_svc.ClockError as error:
+        db.session.rollback()
+        return clock_panel_response(422, values, {error.field: error.message})
+    total = sum((entry.hours for entry in entries), Decimal("0.00"))
+    days = " and ".join(f"{entry.work_date:%a %m/%d}" for entry in entries)
+    flash(f"Clocked out: {svc.format_hours(total)} h added on {days}.", "success")
+    week = svc.monday_of(entries[-1].work_date)
+    return hx_redirect(url_for("timecards.my_time", week=week.isoformat()))
+
+
+@bp.post("/clock/<int:clock_id>/cancel")
+@login_required
+def cancel_clock(clock_id: int):
+    clock_svc.cancel(own_clock_or_404(clock_id))
+    return clock_panel_response()
+
+
+def clocked_in_summary() -> dict | None:
+    """The first few people clocked in on the approver's projects, and how many in all."""
+    query = clock_svc.clocked_in_now(current_user)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    clocks = list(db.session.scalars(query.limit(CLOCKED_IN_PREVIEW)))
+    return {"clocks": clocks, "total": total, "started": clock_started_labels(clocks)}
+
+
+def clock_started_labels(clocks) -> dict[int, str]:
+    return {c.id: clock_svc.started_label(c, c.user) for c in clocks}
+
+
+@bp.get("/clocked-in")
+@require_role(*APPROVER_ROLES)
+def clocked_in():
+    """Who is clocked in now on the projects you approve (all of them for admins)."""
+    page = paginate(clock_svc.clocked_in_now(current_user))
+    return render_page_or_fragment(
+        "timecards/clocked_in.html",
+        "timecards/_clocked_in_table.html",
+        clocks=page,
+        started=clock_started_labels(page.items),
+        elapsed=clock_svc.elapsed_label,
+    )
