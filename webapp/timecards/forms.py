@@ -35,6 +35,19 @@ def parse_int(value: str | None) -> int | None:
         return None
 
 
+def parse_work_type_and_notes(form, errors: dict[str, str]) -> tuple[WorkType, str | None]:
+    """The work type and notes of an entry or a clock-in; problems go into `errors`."""
+    try:
+        work_type = WorkType(form.get("work_type") or WorkType.REGULAR.value)
+    except ValueError:
+        errors["work_type"] = "Choose regular, overtime or double time."
+        work_type = WorkType.REGULAR
+    notes = (form.get("notes") or "").strip() or None
+    if notes and len(notes) > MAX_NOTES:
+        errors["notes"] = f"Keep notes under {MAX_NOTES} characters."
+    return work_type, notes
+
+
 def parse_entry_form(form) -> tuple[EntryData | None, dict[str, str]]:
     """Turn the entry row's fields into EntryData, or field errors saying what to fix."""
     errors: dict[str, str] = {}
@@ -75,15 +88,7 @@ def parse_entry_form(form) -> tuple[EntryData | None, dict[str, str]]:
         errors["break_minutes"] = "Enter the break in whole minutes (0 or more)."
         break_minutes = 0
 
-    try:
-        work_type = WorkType(form.get("work_type") or WorkType.REGULAR.value)
-    except ValueError:
-        errors["work_type"] = "Choose regular, overtime or double time."
-        work_type = WorkType.REGULAR
-
-    notes = (form.get("notes") or "").strip() or None
-    if notes and len(notes) > MAX_NOTES:
-        errors["notes"] = f"Keep notes under {MAX_NOTES} characters."
+    work_type, notes = parse_work_type_and_notes(form, errors)
 
     if errors:
         return None, errors
@@ -118,14 +123,7 @@ def parse_clock_in_form(form) -> tuple[dict, dict[str, str]]:
     cost_code_id = parse_int(cost_code_raw) if cost_code_raw else None
     if cost_code_raw and cost_code_id is None:
         errors["cost_code_id"] = "Pick a cost code from the list."
-    try:
-        work_type = WorkType(form.get("work_type") or WorkType.REGULAR.value)
-    except ValueError:
-        errors["work_type"] = "Choose regular, overtime or double time."
-        work_type = WorkType.REGULAR
-    notes = (form.get("notes") or "").strip() or None
-    if notes and len(notes) > MAX_NOTES:
-        errors["notes"] = f"Keep notes under {MAX_NOTES} characters."
+    work_type, notes = parse_work_type_and_notes(form, errors)
     fields = {
         "project_id": project_id,
         "cost_code_id": cost_code_id,
