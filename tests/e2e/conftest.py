@@ -178,6 +178,15 @@ class Stack:
         finally:
             engine.dispose()
 
+    def execute(self, statement) -> None:
+        """Run one SQLAlchemy statement and commit (a test standing in for time passing)."""
+        engine = sa.create_engine(sqlalchemy_url(self.database_url))
+        try:
+            with engine.begin() as conn:
+                conn.execute(statement)
+        finally:
+            engine.dispose()
+
 
 @pytest.fixture
 def stack(tmp_path, redis_url, db_backend):

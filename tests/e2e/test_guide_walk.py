@@ -10,6 +10,7 @@ the tokens at Procore and keeps Crewclock's data and links.
 import os
 import re
 import signal
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -29,26 +30,40 @@ WORKER_PASSWORD = "walk-the-guide-1"
 PROJECT = "Harbor Warehouse"
 
 
-def procore_api(stack, path: str, **params):
-    """GET the sandbox's REST API as Procore's admin, the way another Procore app would."""
+def procore_api(stack, path: str, method: str = "GET", **params):
+    """Call the sandbox's REST API as Procore's admin, the way another Procore app would."""
     token = requests.post(
         stack.sandbox_url + "/_sandbox/token", json={"email": PROCORE_ADMIN}, timeout=5
     ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     if company_id := params.pop("company_id", None):
         headers["Procore-Company-Id"] = str(company_id)
-    response = requests.get(stack.sandbox_url + path, headers=headers, params=params, timeout=5)
+    response = requests.request(
+        method, stack.sandbox_url + path, headers=headers, params=params, timeout=5
+    )
     response.raise_for_status()
-    return response.json()
+    return response.json() if response.content else None
+
+
+def summit_company_id(stack) -> int:
+    companies = procore_api(stack, "/rest/v1.0/companies")
+    return next(c["id"] for c in companies if c["name"] == "Summit Builders Inc.")
 
 
 def procore_timecard_entries(stack) -> list[dict]:
     """Every timecard entry in the Summit Builders company at the sandbox."""
-    companies = procore_api(stack, "/rest/v1.0/companies")
-    summit = next(c["id"] for c in companies if c["name"] == "Summit Builders Inc.")
+    summit = summit_company_id(stack)
     return procore_api(
         stack, f"/rest/v1.0/companies/{summit}/timecard_entries", company_id=summit, per_page=1000
     )
+
+
+def wait_for_procore_entries(stack, count: int, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while len(entries := procore_timecard_entries(stack)) != count:
+        assert time.monotonic() < deadline, f"Procore holds {len(entries)} entries"
+        time.sleep(0.5)
+    return entries
 
 
 def rate_limited(count: int, retry_after: int) -> dict:
@@ -256,6 +271,37 @@ def test_guide_walk_connects_imports_sends_time_and_asks_to_reconnect(stack, pag
     assert entry["project"]["name"] == PROJECT
     assert entry["cost_code"]["full_code"] == "03-100"
     assert entry["description"] == "Forms on the north wall"
+    log_out(page)
+
+    # The weekly hours check: someone deletes the entry in Procore; the admin's check finds
+    # it missing, and 'Re-send differences' puts it back in Procore once.
+    summit = summit_company_id(stack)
+    procore_api(
+        stack,
+        f"/rest/v1.0/companies/{summit}/timecard_entries/{entry['id']}",
+        method="DELETE",
+        company_id=summit,
+    )
+    assert procore_timecard_entries(stack) == []
+    log_in(page, stack.web_url, *ADMIN)
+    open_link(page, "Settings")
+    open_link(page, "Integrations")
+    open_link(page, "Hours check (Crewclock vs Procore)")
+    hours = page.locator("#hours")
+    hours.get_by_label("Week of").fill(entry["date"])
+    hours.get_by_role("button", name="Check").click()
+    expect(hours.get_by_text("Missing in Procore", exact=True)).to_be_visible(timeout=30_000)
+    expect(hours.get_by_role("row", name=re.compile("James Smith"))).to_contain_text("7.50")
+    screenshot(page, "walk-15a-hours-check-missing-in-procore")
+    hours.get_by_role("button", name="Re-send differences").click()
+    expect(hours).to_contain_text("Re-sent 1 entry")
+    (again,) = wait_for_procore_entries(stack, 1)
+    assert again["origin_id"] == entry["origin_id"] and again["id"] != entry["id"]
+    hours.get_by_role("button", name="Check").click()
+    expect(hours.locator("#hours-none")).to_contain_text(
+        "The one person / project / cost code row matches.", timeout=30_000
+    )
+    screenshot(page, "walk-15b-hours-check-no-differences")
     log_out(page)
 
     # G4: Procore revokes Crewclock's access; the next Procore call finds out.
