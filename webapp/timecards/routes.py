@@ -222,13 +222,18 @@ def my_time():
     week_start = svc.monday_of(parse_week(request.args.get("week"), today))
     card = svc.find_card(current_user.company_id, current_user.id, week_start)
     context = card_context(card, current_user, week_start)
+    if is_fragment_request():  # the week's card only: the clock panel stays as it is
+        return render_fragment("timecards/_card.html", **context)
+    # The clock-in pickers are the add row's when this week is the clock's week.
+    clock_week = svc.monday_of(clock_svc.local_today(current_user))
+    add_row = context.get("new_row") if week_start == clock_week else None
     return render_page_or_fragment(
         "timecards/my_time.html",
         "timecards/_card.html",
         prev_week=week_start - timedelta(days=7),
         next_week=week_start + timedelta(days=7),
         this_week=svc.monday_of(today),
-        clock_panel=clock_panel_context(),
+        clock_panel=clock_panel_context(row=add_row),
         **context,
     )
 
@@ -442,8 +447,11 @@ def reject(card_id: int):
 # ---------------------------------------------------------------- clock in / out
 
 
-def clock_panel_context(values: dict | None = None, errors: dict | None = None) -> dict:
-    """What _clock_panel.html needs: the open clock, or the clock-in pickers."""
+def clock_panel_context(
+    values: dict | None = None, errors: dict | None = None, row: dict | None = None
+) -> dict:
+    """What _clock_panel.html needs: the open clock, or the clock-in pickers (`row`: an
+    empty add row of the clock's week already built for the page, reused as they are equal)."""
     clock = clock_svc.open_clock(current_user.company_id, current_user.id)
     errors = errors or {}
     if clock is not None:
@@ -454,8 +462,9 @@ def clock_panel_context(values: dict | None = None, errors: dict | None = None) 
             "values": values or {},
             "errors": errors,
         }
-    week_start = svc.monday_of(clock_svc.local_today(current_user))
-    row = entry_form_context(None, week_start, None, values or {}, errors)
+    if row is None or values or errors:
+        week_start = svc.monday_of(clock_svc.local_today(current_user))
+        row = entry_form_context(None, week_start, None, values or {}, errors)
     return {"clock": None, "values": row["values"], "errors": errors, "row": row}
 
 
