@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+from flask import g, request_started
 from flask.testing import FlaskClient
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.security import generate_password_hash
@@ -117,12 +118,22 @@ def pg_schema_ready(db_backend):
     return True
 
 
+def forget_login_user(sender, **extra) -> None:
+    """Each request loads its own signed-in user, as in production.
+
+    The fixtures keep one app context open for the whole test, so every request (of every
+    test client) shares one `g`, where Flask-Login caches the user: without this a request
+    of one client could run as the user another client logged in.
+    """
+    g.pop("_login_user", None)
+
+
 def make_test_app(db_uri: str, redis_url: str, instance_path=None, **overrides):
     """A test app bound to db_uri and redis_url."""
     options = {}
     if db_uri.startswith("sqlite://") and db_uri in ("sqlite://", "sqlite:///:memory:"):
         options = {"poolclass": sa.pool.StaticPool, "connect_args": {"check_same_thread": False}}
-    return create_app(
+    application = create_app(
         TestConfig,
         instance_path=instance_path,
         SQLALCHEMY_DATABASE_URI=db_uri,
@@ -130,6 +141,8 @@ def make_test_app(db_uri: str, redis_url: str, instance_path=None, **overrides):
         REDIS_URL=redis_url,
         **overrides,
     )
+    request_started.connect(forget_login_user, application)
+    return application
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from flask import g, request_started
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from tests.conftest import PASSWORD, make_user
@@ -19,22 +18,6 @@ HX = {"HX-Request": "true"}
 NEW_PASSWORD = "brand-new-pass-1"
 GONE = "This invite link has expired or was already used. Ask your admin for a new one."
 LINK_RE = re.compile(r'value="(http://[^"]+/invite/[^"]+)"')
-
-
-@pytest.fixture(autouse=True)
-def own_login_per_request(app):
-    """Each request forgets who the previous one logged in, as in production.
-
-    The app fixture keeps one app context open, so every test client's requests share one
-    `g`, where Flask-Login caches the user; these tests use several clients at once.
-    """
-
-    def forget_user(sender, **extra):
-        g.pop("_login_user", None)
-
-    request_started.connect(forget_user, app)
-    yield
-    request_started.disconnect(forget_user, app)
 
 
 def without_password(user: User) -> User:
