@@ -158,3 +158,12 @@ def check_hours(company_id: int, run_id: int):
 
     run = run_check(company_id, run_id)
     return None if run is None else run.id
+
+
+@app_job
+def check_permissions(company_id: int, run_id: int):
+    """'Check permissions' on the Procore card: a few read-only calls, one row each."""
+    from webapp.services.permissions_check import run_check
+
+    run = run_check(company_id, run_id)
+    return None if run is None else run.id

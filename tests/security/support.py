@@ -249,7 +249,25 @@ def build_tenant(prefix: str, procore_base: int) -> Tenant:
             "resendable": 1,
         },
     )
-    db.session.add_all([run, stage_run, hours_run])
+    perm_run = SyncRun(
+        company_id=cid,
+        kind="permissions_check",
+        status=RunStatus.PARTIAL,
+        started_by_id=people["admin"].id,
+        started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC),
+        checkpoint={
+            "checks": [
+                {
+                    "label": f"Company users ({prefix})",
+                    "need": "Import and sync users",
+                    "result": "refused",
+                    "advice": f"Give them the Directory tool ({prefix}).",
+                }
+            ]
+        },
+    )
+    db.session.add_all([run, stage_run, hours_run, perm_run])
     db.session.flush()
     db.session.add(
         SyncRunItem(
@@ -327,6 +345,7 @@ def build_tenant(prefix: str, procore_base: int) -> Tenant:
         run=run.id,
         stage_run=stage_run.id,
         hours_check=hours_run.id,
+        permissions_check=perm_run.id,
         push=push.id,
         clock=clock.id,
     )
@@ -400,6 +419,7 @@ URL_PARAMS: dict[str, Filler] = {
     "run_id": lambda t: t.ids["run"],
     "push_id": lambda t: t.ids["push"],
     "check_id": lambda t: t.ids["hours_check"],
+    "perm_check_id": lambda t: t.ids["permissions_check"],
     "local_id": lambda t: t.ids["project"],  # with entity_type "project"
     "conflict_id": lambda t: t.ids["conflict"],
     "clock_id": lambda t: t.ids["clock"],

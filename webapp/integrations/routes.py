@@ -1,12 +1,13 @@
 """Settings → Integrations: the Procore card, connect (OAuth), callback and disconnect."""
 
 import click
-from flask import Blueprint, current_app, flash, g, request, session
+from flask import Blueprint, abort, current_app, flash, g, request, session
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db
-from webapp.htmx import hx_redirect, render_page_or_fragment
+from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
+from webapp.models import IntegrationSettings
 from webapp.models.procore import ConnectionStatus
 from webapp.procore.tokens import (
     ConnectFailed,
@@ -15,7 +16,7 @@ from webapp.procore.tokens import (
     exchange_code,
 )
 from webapp.redis_runtime import get_redis
-from webapp.services import connections
+from webapp.services import connections, permissions_check
 from webapp.tenancy import admin_required
 
 # cli_group=None: `flask rotate-token-keys` sits beside the other top-level commands.
@@ -45,6 +46,8 @@ def _render(message: str | None = None, status: int = 200, kind: str = "error"):
         conn=connections.get_connection(company_id),
         budget=connections.budget_status(company_id),
         setup_url=_setup_url(),
+        settings=db.session.get(IntegrationSettings, company_id),
+        perm_run=permissions_check.latest_check(company_id),
         message=message,
         message_kind=kind,
     )
@@ -106,6 +109,38 @@ def procore_disconnect():
             "You can also remove Crewclock from Procore's App Management."
         )
     return _render(message, 200, kind="success" if result.revoked else "error")
+
+
+@bp.post("/procore/permissions")
+@admin_required
+def permissions_start():
+    """'Check permissions': queue the read-only calls (the job makes them, never this request)."""
+    company_id = current_user.company_id
+    conn = connections.get_connection(company_id)
+    settings = db.session.get(IntegrationSettings, company_id)
+    if conn is None or conn.status != ConnectionStatus.ACTIVE:
+        return _render("Connect Procore first, then check its permissions.", 422)
+    if settings is None or settings.procore_company_id is None:
+        return _render("Choose a Procore company in Set Up first.", 422)
+    permissions_check.start_check(company_id, current_user.id)
+    if not is_fragment_request():
+        return hx_redirect(_index_url())
+    return _render()
+
+
+@bp.get("/procore/permissions/<int:perm_check_id>")
+@admin_required
+def permissions_run(perm_check_id: int):
+    """One permissions check: progress while it runs (polled, stops by itself), then rows."""
+    from webapp import jobs
+
+    run = permissions_check.get_check(current_user.company_id, perm_check_id)
+    if run is None:
+        abort(404)
+    jobs.enqueue_if_lost(jobs.check_permissions, run)
+    if not is_fragment_request():
+        return _render()
+    return render_fragment("integrations/_permissions_run.html", perm_run=run)
 
 
 def _index_url() -> str:

@@ -1,0 +1,237 @@
+"""'Check permissions' on the Procore card: can the connected Procore user read what Crewclock
+needs? A few cheap read-only calls (one page of one record each) in a job, one row per call.
+
+The result is a `permissions_check` SyncRun (no schema of its own): the rows sit in its
+checkpoint JSON as {"checks": [{"label", "need", "result", "advice"}]}.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+import sqlalchemy as sa
+
+from webapp.extensions import db
+from webapp.models import EntityType, IntegrationSettings, ProcoreLink, RunStatus, SyncRun
+from webapp.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+KIND = "permissions_check"
+OK, REFUSED, NOT_FOUND, FAILED = "ok", "refused", "not_found", "failed"
+RECONNECT = "The Procore connection needs to be reconnected (click Reconnect on this card)."
+
+
+def _refused(tool: str) -> str:
+    return f"The connected Procore user lacks permission: give them {tool} in Procore."
+
+
+def active_check(company_id: int) -> SyncRun | None:
+    """The company's permissions check still queued or running, if any."""
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(
+            SyncRun.company_id == company_id,
+            SyncRun.kind == KIND,
+            SyncRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)),
+        )
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+def latest_check(company_id: int) -> SyncRun | None:
+    return db.session.scalar(
+        sa.select(SyncRun)
+        .where(SyncRun.company_id == company_id, SyncRun.kind == KIND)
+        .order_by(SyncRun.id.desc())
+        .limit(1)
+    )
+
+
+def get_check(company_id: int, run_id: int) -> SyncRun | None:
+    """A permissions check of this company, or None (another company's or kind of run)."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.company_id != company_id or run.kind != KIND:
+        return None
+    return run
+
+
+def start_check(company_id: int, user_id: int | None = None) -> SyncRun:
+    """Queue a check (committed before the job is enqueued); one at a time per company."""
+    from webapp import jobs
+
+    existing = active_check(company_id)
+    if existing is not None:
+        return existing
+    run = SyncRun(
+        company_id=company_id,
+        kind=KIND,
+        trigger="manual",
+        status=RunStatus.QUEUED,
+        started_by_id=user_id,
+        checkpoint={"checks": []},
+        stage="Waiting for a worker",
+    )
+    db.session.add(run)
+    db.session.commit()
+    try:
+        jobs.enqueue_run(jobs.check_permissions, run)
+    except Exception:  # Redis down: the queued run is enqueued again by the progress poll
+        log.warning("could not enqueue the permissions check run=%s", run.id)
+    return run
+
+
+def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
+    """The calls to make: label, what Crewclock needs it for, path, params, advice on 403."""
+    settings = db.session.get(IntegrationSettings, company_id)
+    pc = settings.procore_company_id if settings else None
+    if pc is None:
+        return []
+    one = {"page": 1, "per_page": 1}
+    project_id = db.session.scalar(
+        sa.select(ProcoreLink.procore_id)
+        .where(ProcoreLink.company_id == company_id, ProcoreLink.entity_type == EntityType.PROJECT)
+        .order_by(ProcoreLink.local_id)
+        .limit(1)
+    )
+    checks = [
+        {
+            "label": "Company users (Directory)",
+            "need": "Import and sync users",
+            "path": f"/rest/v1.0/companies/{pc}/users",
+            "params": one,
+            "tool": "Read Only or higher on the company Directory tool",
+        },
+        {
+            "label": "Company projects",
+            "need": "Import and sync projects",
+            "path": "/rest/v1.1/projects",
+            "params": {"company_id": pc, **one},
+            "tool": "access to the company's projects (company Directory: project access)",
+        },
+    ]
+    list_id = settings.standard_cost_code_list_id
+    if list_id is not None:
+        checks.append(
+            {
+                "label": f"Cost codes of {settings.standard_cost_code_list_name or 'the list'}",
+                "need": "Import and sync cost codes",
+                "path": "/rest/v1.0/standard_cost_codes",
+                "params": {"company_id": pc, "standard_cost_code_list_id": list_id, **one},
+                "tool": "Read Only or higher on the company Admin tool (cost codes)",
+            }
+        )
+    else:
+        checks.append(
+            {
+                "label": "Standard cost code lists",
+                "need": "Choose and import cost codes",
+                "path": "/rest/v1.0/standard_cost_code_lists",
+                "params": {"company_id": pc, **one},
+                "tool": "Read Only or higher on the company Admin tool (cost codes)",
+            }
+        )
+    if project_id is not None:
+        checks.append(
+            {
+                "label": "Timecard time types",
+                "need": "Send time cards with the right work type",
+                "path": "/rest/v1.0/timecard_time_types",
+                "params": {"project_id": project_id, **one},
+                "tool": "Read Only or higher on the project's Timesheets tool",
+            }
+        )
+        day = (today or date.today()).isoformat()
+        checks.append(
+            {
+                "label": "Timecard entries of a linked project",
+                "need": "Send time cards",
+                "path": f"/rest/v1.0/projects/{project_id}/timecard_entries",
+                "params": {"start_date": day, "end_date": day, **one},
+                "tool": "Standard or Admin on the project's Timesheets tool",
+            }
+        )
+    else:
+        checks.append(
+            {
+                "label": "Timecard time types",
+                "need": "Send time cards with the right work type",
+                "path": f"/rest/v1.0/companies/{pc}/timecard_time_types",
+                "params": {},
+                "tool": "Read Only or higher on the company Timesheets tool",
+            }
+        )
+    return checks
+
+
+def _outcome(check: dict, exc: Exception | None) -> dict:
+    from webapp.procore.errors import ProcoreForbidden, ProcoreNotFound
+
+    row = {"label": check["label"], "need": check["need"]}
+    if exc is None:
+        return {**row, "result": OK, "advice": ""}
+    if isinstance(exc, ProcoreForbidden):
+        return {**row, "result": REFUSED, "advice": _refused(check["tool"])}
+    if isinstance(exc, ProcoreNotFound):
+        advice = "Procore could not find it: check the company, list or project chosen in Set Up."
+        return {**row, "result": NOT_FOUND, "advice": advice}
+    return {**row, "result": FAILED, "advice": f"{type(exc).__name__}: {exc}"[:300]}
+
+
+def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
+    """The job body: make each call once, record one row per call on the run."""
+    from webapp.procore.errors import ProcoreAuthError, ProcoreError
+
+    run = get_check(company_id, run_id)
+    if run is None:
+        return None
+    if run.finished:
+        return run  # RQ ran it twice: the first finished it
+    stats = None
+    try:
+        run.status, run.error, run.done = RunStatus.RUNNING, None, 0
+        run.started_at, run.finished_at = utcnow(), None
+        run.stage = "Asking Procore"
+        checks = planned_checks(company_id)
+        run.total = len(checks)
+        db.session.commit()
+        if client is None:
+            from webapp.procore.client import CallStats
+            from webapp.services.connections import procore_client_for
+
+            stats = CallStats()
+            client = procore_client_for(company_id, stats=stats)
+        else:
+            stats = getattr(client, "stats", None)
+        calls_before = stats.calls if stats is not None else 0
+        rows = []
+        for check in checks:
+            try:
+                client.get(check["path"], params=check["params"])
+                rows.append(_outcome(check, None))
+            except ProcoreAuthError:
+                raise  # the whole connection is refused: no use asking the rest
+            except ProcoreError as exc:
+                rows.append(_outcome(check, exc))
+            run.done += 1
+        run.checkpoint = {"checks": rows}
+        run.unchanged = sum(1 for row in rows if row["result"] == OK)
+        run.failed = len(rows) - run.unchanged
+        if stats is not None:
+            run.api_calls = stats.calls - calls_before
+        run.status = RunStatus.SUCCEEDED if not run.failed else RunStatus.PARTIAL
+        run.stage, run.finished_at = None, utcnow()
+        db.session.commit()
+        return run
+    except Exception as exc:
+        db.session.rollback()
+        run = db.session.get(SyncRun, run_id)
+        run.status, run.finished_at, run.stage = RunStatus.FAILED, utcnow(), None
+        auth = isinstance(exc, ProcoreAuthError)
+        run.error = RECONNECT if auth else f"{type(exc).__name__}: {exc}"[:500]
+        db.session.commit()
+        if auth:
+            return run  # a retry cannot help; the card says to reconnect
+        raise
