@@ -36,7 +36,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
-from webapp.services import push
+from webapp.services import push, sync_runs
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,7 @@ def parse_week(raw: str | None, today: date | None = None) -> date:
 # ===================================================================== starting a check
 def active_check(company_id: int) -> SyncRun | None:
     """The company's check still queued or running, if any."""
-    return db.session.scalar(
-        sa.select(SyncRun)
-        .where(
-            SyncRun.company_id == company_id,
-            SyncRun.kind == KIND,
-            SyncRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)),
-        )
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    )
+    return sync_runs.active_run(company_id, KIND)
 
 
 def start_check(company_id: int, week_start: date, user_id: int | None = None) -> SyncRun:
@@ -126,10 +117,7 @@ def start_check(company_id: int, week_start: date, user_id: int | None = None) -
 
 def get_check(company_id: int, run_id: int) -> SyncRun | None:
     """A check of this company, or None (another company's or another kind of run)."""
-    run = db.session.get(SyncRun, run_id)
-    if run is None or run.company_id != company_id or run.kind != KIND:
-        return None
-    return run
+    return sync_runs.company_run(company_id, run_id, KIND)
 
 
 def latest_check(company_id: int, week_start: date) -> SyncRun | None:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import EntityType, IntegrationSettings, ProcoreLink, RunStatus, SyncRun
 from webapp.models.base import utcnow
+from webapp.services import sync_runs
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +30,7 @@ def _refused(tool: str) -> str:
 
 def active_check(company_id: int) -> SyncRun | None:
     """The company's permissions check still queued or running, if any."""
-    return db.session.scalar(
-        sa.select(SyncRun)
-        .where(
-            SyncRun.company_id == company_id,
-            SyncRun.kind == KIND,
-            SyncRun.status.in_((RunStatus.QUEUED, RunStatus.RUNNING)),
-        )
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    )
+    return sync_runs.active_run(company_id, KIND)
 
 
 def latest_check(company_id: int) -> SyncRun | None:
@@ -52,10 +44,7 @@ def latest_check(company_id: int) -> SyncRun | None:
 
 def get_check(company_id: int, run_id: int) -> SyncRun | None:
     """A permissions check of this company, or None (another company's or kind of run)."""
-    run = db.session.get(SyncRun, run_id)
-    if run is None or run.company_id != company_id or run.kind != KIND:
-        return None
-    return run
+    return sync_runs.company_run(company_id, run_id, KIND)
 
 
 def start_check(company_id: int, user_id: int | None = None) -> SyncRun:

@@ -71,6 +71,14 @@ def active_run(company_id: int, kind: str) -> SyncRun | None:
     )
 
 
+def company_run(company_id: int, run_id: int, kind: str) -> SyncRun | None:
+    """A run of this company and kind, or None (another company's, or another kind of run)."""
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.company_id != company_id or run.kind != kind:
+        return None
+    return run
+
+
 def _abandon_if_stale(run: SyncRun, redis) -> bool:
     """Fail a run whose worker died long ago (no lease, old); True when it was abandoned."""
     if redis.exists(lease_key(run.company_id, run.kind)):
