@@ -3,7 +3,14 @@
 from flask import g, jsonify, request
 
 from procore_sandbox.api import bp
-from procore_sandbox.api.common import login_user, not_found, paginate, visible_company_ids
+from procore_sandbox.api.common import (
+    company_project,
+    login_user,
+    not_found,
+    paginate,
+    scoped_company,
+    visible_company_ids,
+)
 from procore_sandbox.api.users import serialize_user
 from procore_sandbox.context import current_store
 
@@ -32,7 +39,12 @@ def list_companies():
 
 @bp.get("/v1.0/me")
 def me():
-    """The login behind the token: {id, login, name}; name only with company/project id."""
+    """The login behind the token: {id, login, name}; name only with company/project id,
+    which must name the header's company (or one of its projects), else 404."""
+    if request.args.get("company_id"):
+        scoped_company(request.args["company_id"])
+    if request.args.get("project_id"):
+        company_project(request.args["project_id"])
     user = login_user()
     if user is None:
         # Client-credentials tokens act as the app's service account.
@@ -46,8 +58,6 @@ def me():
 @bp.get('/<any("v1.0","v1.1","v1.2","v1.3"):version>/companies/<int:company_id>/me')
 def company_me(version: str, company_id: int):
     """The caller's directory record in a company."""
-    from procore_sandbox.api.common import scoped_company
-
     scoped_company(company_id)
     user = login_user()
     if user is None:

@@ -35,6 +35,26 @@ def test_me_and_companies_need_no_company_header_for_user_tokens(procore):
     assert procore.get("/rest/v1.0/me", headers=headers).status_code == 200
 
 
+def test_me_asked_about_a_company_or_project_needs_the_company_header(procore):
+    # procore-api.md §2.6 (Correction) and §3.1: /me needs no Procore-Company-Id "unless a
+    # company_id or project_id parameter is also included"; the stricter reading refuses it
+    # then, exactly like any other call without the header.
+    bare = {"Authorization": f"Bearer {procore.token}"}
+    project_id = procore.first_project()["id"]
+    for params in ({"company_id": procore.company_id}, {"project_id": project_id}):
+        reply = procore.get("/rest/v1.0/me", headers=bare, params=params)
+        assert reply.status_code == 400, params
+        assert "Missing Procore-Company-Id header" in reply.json()["message"]
+
+    named = procore.get("/rest/v1.0/me", params={"company_id": procore.company_id})
+    assert named.status_code == 200
+    assert named.json()["name"] == "Dana Whitfield"
+    assert procore.get("/rest/v1.0/me", params={"project_id": project_id}).status_code == 200
+    # The header must be the company asked about.
+    elsewhere = procore.get("/rest/v1.0/me", params={"company_id": procore.other_company_id})
+    assert elsewhere.status_code == 404
+
+
 def test_another_companys_records_are_not_found(procore):
     # Header names company A, path names company B: 404, never B's data.
     reply = procore.get(users_path(procore, procore.other_company_id))

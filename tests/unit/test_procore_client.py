@@ -131,6 +131,22 @@ def test_me_and_companies_work_before_a_company_is_chosen(clock, tokens, mocked)
     assert len(mocked.calls) == 2  # the company-scoped call was never sent
 
 
+def test_me_asked_about_a_company_sends_that_company_as_the_header(clock, tokens, mocked):
+    """Procore refuses /me?company_id=X without `Procore-Company-Id: X`; connect asks /me in
+    the context of a company (for the user's name) before any company is chosen."""
+    mocked.add("GET", f"{API}/rest/v1.0/me", json={"id": 1, "name": "Dana Whitfield"})
+    client = ProcoreClient(API, None, tokens, sleep=clock.sleep, clock=clock)
+
+    assert client.get("/rest/v1.0/me", {"company_id": 5512345678901})["name"] == "Dana Whitfield"
+    assert client.get("/rest/v1.0/me?company_id=77")["id"] == 1
+    sent = [c.request.headers.get("Procore-Company-Id") for c in mocked.calls]
+    assert sent == ["5512345678901", "77"]
+    # A project alone does not say which company to name: refused before anything is sent.
+    with pytest.raises(ValueError, match="Procore-Company-Id"):
+        client.get("/rest/v1.0/me", {"project_id": 9})
+    assert len(mocked.calls) == 2
+
+
 # -- B1, B2: rate limits and overload ------------------------------------------------------
 def test_b1_429_waits_for_rate_limit_reset_before_sending_again(client, clock, mocked):
     reset = int(clock.now) + 7

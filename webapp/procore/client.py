@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# Calls a user-level token may make before a Procore company is chosen (procore-api.md §3.1).
+# The only calls Procore lets a user-level token make without Procore-Company-Id (so before a
+# company is chosen), and only while they name no company or project.
 COMPANY_FREE_PATHS = frozenset({"/rest/v1.0/me", "/rest/v1.0/companies"})
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 1.0  # seconds; attempt n waits uniform(0, base * 2**(n-1)), capped
@@ -162,6 +163,14 @@ def _json_or_text(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         return resp.text
+
+
+def _scope_param(params: Mapping[str, Any] | None, query: str, name: str) -> str | None:
+    """A company_id/project_id the call names, in `params` or the URL's own query."""
+    value = (params or {}).get(name)
+    if value in (None, ""):
+        value = next(iter(parse_qs(query).get(name, [])), None)
+    return None if value in (None, "") else str(value)
 
 
 class ProcoreClient:
@@ -333,14 +342,27 @@ class ProcoreClient:
             return self._same_host(path)
         return f"{self.api_url}/{path.lstrip('/')}"
 
-    def _headers(self, token: str, url: str) -> dict[str, str]:
+    def _headers(
+        self, token: str, url: str, params: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        if self.procore_company_id is not None:
-            headers["Procore-Company-Id"] = str(self.procore_company_id)
-        else:
-            rel = urlsplit(url).path[len(self._base.path.rstrip("/")) :].rstrip("/")
-            if rel not in COMPANY_FREE_PATHS:
-                raise ValueError(f"Procore-Company-Id is required for {path_template(rel)}")
+        company_id = self.procore_company_id
+        parts = urlsplit(url)
+        rel = parts.path[len(self._base.path.rstrip("/")) :].rstrip("/")
+        if rel in COMPANY_FREE_PATHS:
+            # Procore's /me reference: the header may be left out only while no company_id or
+            # project_id is asked about; with one, the header must name that same company.
+            asked = _scope_param(params, parts.query, "company_id")
+            if asked is not None:
+                company_id = asked
+            elif company_id is None and _scope_param(params, parts.query, "project_id"):
+                raise ValueError(
+                    f"Procore-Company-Id is required for {path_template(rel)} with a project_id"
+                )
+        elif company_id is None:
+            raise ValueError(f"Procore-Company-Id is required for {path_template(rel)}")
+        if company_id is not None:
+            headers["Procore-Company-Id"] = str(company_id)
         return headers
 
     def _backoff(self, attempt: int) -> float:
@@ -406,7 +428,7 @@ class ProcoreClient:
                 except ProcoreRateLimited as exc:
                     exc.method, exc.path = method, template
                     raise
-            headers = self._headers(token, url)
+            headers = self._headers(token, url, params)
             started = self.clock()
             try:
                 resp = self.session.request(

@@ -244,7 +244,9 @@ def fetch_identity(access_token: str) -> tuple[dict, list[dict]]:
         companies = client.get("/rest/v1.0/companies", params={"per_page": 100})
         if not isinstance(companies, list):
             raise ConnectFailed(502, "Procore answered in an unexpected format. Nothing was saved.")
-        # /me includes the user's name only when asked in the context of a company.
+        # /me includes the user's name only when asked in the context of a company; asked
+        # that way, Procore wants Procore-Company-Id naming the same company (the client
+        # sends it because the call names a company_id).
         first = next((c.get("id") for c in companies if isinstance(c, dict)), None)
         me = client.get("/rest/v1.0/me", params={"company_id": first} if first else None)
     except ProcoreRateLimited as exc:
