@@ -54,8 +54,6 @@ BULK_TRIGGER_LIMIT = 500
 NAMESPACE_RE = re.compile(r"^[a-z0-9-]+$")
 API_VERSIONS = {"v2": "v2.0", "v2.0": "v2.0", "v3": "v3.0", "v3.0": "v3.0", "v4": "v4.0"}
 API_VERSIONS["v4.0"] = "v4.0"
-# Resources announced by the store, and whether their triggers live on company or project hooks.
-PROJECT_RESOURCES = {"Cost Codes", "Timecard Entries"}
 RESPONSE_BODY_LIMIT = 10_000
 MASK_KEEP = 5
 
@@ -439,15 +437,30 @@ def init_app(app: Flask) -> None:
 
 # -- management API (v1.0) -------------------------------------------------------------------
 
-RESOURCE_SCOPES = {
-    # resource name -> scopes whose hooks may trigger on it
-    "Company Users": ("company",),
-    "Standard Cost Codes": ("company",),
-    "Projects": ("company", "project"),
-    "Cost Codes": ("company", "project"),
-    "Timecard Entries": ("company", "project"),
+
+@dataclass(frozen=True)
+class WebhookResource:
+    """What Procore's resources list says about one resource (procore-api.md §10.1)."""
+
+    scopes: tuple[str, ...]  # hook scopes that may subscribe to it
+    excluded: tuple[str, ...] = ()  # the list's `except`: events that cannot be subscribed to
+    tools: str = ""
+    product_category: str = "Core"
+
+    def events(self) -> tuple[str, ...]:
+        return tuple(event for event in EVENT_TYPES if event not in self.excluded)
+
+
+# As a capture of Procore's developer sandbox shows them (procore-api.md §10.1): deletions of
+# company users and projects raise no event, and projects are a company-level resource only.
+WEBHOOK_RESOURCES = {
+    "Company Users": WebhookResource(("company",), ("delete",), "Directory"),
+    "Projects": WebhookResource(("company",), ("delete",), "Portfolio"),
+    "Standard Cost Codes": WebhookResource(("company",), (), "Admin"),
+    "Cost Codes": WebhookResource(("project",), (), "Admin", "Project Management"),
+    "Timecard Entries": WebhookResource(("project",), (), "Timecard", "Project Management"),
 }
-assert set(RESOURCE_SCOPES) == set(RESOURCE_NAMES.values())  # noqa: S101 - import-time check
+assert set(WEBHOOK_RESOURCES) == set(RESOURCE_NAMES.values())  # noqa: S101 - import-time check
 DELIVERY_STATUS = {
     "any": None,
     "successful": ("ok",),
@@ -668,27 +681,51 @@ def delete_hook(hook_id: int):
     return "", 204
 
 
-def _trigger_errors(hook: dict, spec: Any) -> tuple[dict | None, dict]:
-    """A normalised (resource_name, event_type) spec and its field errors."""
+def _trigger_errors(hook: dict, spec: Any) -> tuple[dict | None, dict, str]:
+    """A normalised (resource_name, event_type) spec, its field errors and, when the trigger
+    is one Procore does not offer, a message naming the resource and the event."""
     if not isinstance(spec, dict):
-        return None, {"trigger": ["must be an object"]}
+        return None, {"trigger": ["must be an object"]}, ""
     errors: dict[str, list[str]] = {}
     scope = "company" if hook["owned_by_project_id"] is None else "project"
-    resource = spec.get("resource_name")
-    if not resource:
-        errors["resource_name"] = ["can't be blank"]
-    elif scope not in RESOURCE_SCOPES.get(resource, ()):
-        errors["resource_name"] = [f"is not a webhook resource for {scope} hooks"]
+    resource_name = spec.get("resource_name")
+    resource = WEBHOOK_RESOURCES.get(resource_name) if isinstance(resource_name, str) else None
     event_type = str(spec.get("event_type") or "").lower()
+    if not resource_name:
+        errors["resource_name"] = ["can't be blank"]
+    elif resource is None:
+        errors["resource_name"] = ["is not a webhook resource"]
     if not event_type:
         errors["event_type"] = ["can't be blank"]
     elif event_type not in EVENT_TYPES:
         errors["event_type"] = ["must be one of create, update, delete"]
+    message = ""
+    if not errors and scope not in resource.scopes:
+        other = " and ".join(resource.scopes)
+        message = (
+            f"{resource_name} {event_type} cannot be subscribed to on {scope} hooks: "
+            f"{resource_name} is a webhook resource of {other} hooks only"
+        )
+        errors["resource_name"] = [message]
+    elif not errors and event_type not in resource.events():
+        offered = ", ".join(resource.events()) or "none"
+        message = (
+            f"{resource_name} {event_type} cannot be subscribed to: {resource_name} offers "
+            f"{offered} events only"
+        )
+        errors["event_type"] = [message]
     if not errors:
         for existing in _store().select("hook_triggers", webhook_hook_id=hook["id"]):
-            if existing["resource_name"] == resource and existing["event_type"] == event_type:
+            if existing["resource_name"] == resource_name and existing["event_type"] == event_type:
                 errors["event_type"] = ["has already been taken for this resource"]
-    return {"resource_name": resource, "event_type": event_type}, errors
+    return {"resource_name": resource_name, "event_type": event_type}, errors, message
+
+
+def _refusal(errors: dict, message: str) -> ApiError:
+    """422 with Rails-style field errors, plus a `message` when there is one to give."""
+    if not message:
+        return ValidationError(errors)
+    return ApiError(422, message, {"message": message, "errors": errors})
 
 
 def _check_version(hook: dict, data: dict) -> None:
@@ -718,9 +755,9 @@ def create_trigger(hook_id: int):
     data = _body()
     hook = _hook_in_scope(hook_id, _scope({**request.args, **data}))
     _check_version(hook, data)
-    spec, errors = _trigger_errors(hook, data.get("trigger"))
+    spec, errors, message = _trigger_errors(hook, data.get("trigger"))
     if errors:
-        raise ValidationError(errors)
+        raise _refusal(errors, message)
     return jsonify(trigger_json(_create_trigger(hook, spec))), 201
 
 
@@ -760,12 +797,12 @@ def bulk_create_triggers(hook_id: int):
     _check_version(hook, data)
     success, failed = [], []
     for spec in items:
-        clean, errors = _trigger_errors(hook, spec)
+        clean, errors, message = _trigger_errors(hook, spec)
         if errors:
             failed.append(
                 {
                     "code": "422",
-                    "message": "Unprocessable Entity",
+                    "message": message or "Unprocessable Entity",
                     "trigger": spec if isinstance(spec, dict) else {"value": spec},
                     "errors": {key: "; ".join(messages) for key, messages in errors.items()},
                 }
@@ -827,21 +864,26 @@ def list_deliveries(hook_id: int):
 
 @bp.get("/rest/v1.0/webhooks/resources")
 def list_resources():
+    """The resources a hook of this scope (company_id or project_id) may subscribe to.
+
+    Fields per Procore's description (`api_version`, `product_category`, `tools`, `except`,
+    and `create`/`update`/`delete`); `name` is ours to say which resource an entry is (the
+    description names no such field), and each event field carries the event type when it
+    can be subscribed to, else null.
+    """
     scope = _scope(request.args)
     return jsonify(
         [
             {
                 "name": name,
-                "tools": name,
-                "product_category": "Core" if name != "Timecard Entries" else "Project Management",
+                "tools": resource.tools,
+                "product_category": resource.product_category,
                 "api_version": "v2",
-                "except": [],
-                "create": None,
-                "update": None,
-                "delete": None,
+                "except": list(resource.excluded),
+                **{event: event if event in resource.events() else None for event in EVENT_TYPES},
             }
-            for name, scopes in RESOURCE_SCOPES.items()
-            if scope.kind in scopes
+            for name, resource in WEBHOOK_RESOURCES.items()
+            if scope.kind in resource.scopes
         ]
     )
 

@@ -225,7 +225,8 @@ def test_deleting_a_cost_code_fires_a_delete_webhook(browser, sandbox, receiver)
     store = store_of(sandbox)
     company_id = main_company(sandbox)["id"]
     project = store.select("projects", company_id=company_id)[0]
-    subscribe(sandbox, receiver, "Cost Codes", "delete")
+    # Cost Codes is a project-level webhook resource (procore-api.md §10.1).
+    subscribe(sandbox, receiver, "Cost Codes", "delete", project_id=project["id"])
     code = store.select("cost_codes", project_id=project["id"])[-1]
     response = browser.post(
         f"/companies/{company_id}/projects/{project['id']}/cost_codes/{code['id']}/delete"

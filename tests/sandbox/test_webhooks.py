@@ -346,25 +346,28 @@ def test_bulk_trigger_creation_reports_each_failure(api, receiver):
     path = f"/rest/v1.0/webhooks/hooks/{hook['id']}/triggers/bulk"
     specs = [
         {"resource_name": name, "event_type": event}
-        for name in ("Company Users", "Projects", "Timecard Entries")
-        for event in ("create", "update", "delete")
+        for name in ("Company Users", "Projects", "Standard Cost Codes")
+        for event in ("create", "update")
     ]
     response = api.post(
         path, {"company_id": api.company_id, "api_version": "v2", "triggers": specs}
     )
     assert response.status_code == 200
-    assert len(response.get_json()["success"]) == 9
+    assert len(response.get_json()["success"]) == 6
 
     again = api.post(
         path,
         {
             "company_id": api.company_id,
-            "triggers": [specs[0], {"resource_name": "Cost Codes", "event_type": "create"}],
+            "triggers": [
+                specs[0],
+                {"resource_name": "Standard Cost Codes", "event_type": "delete"},
+            ],
         },
     )
     assert again.status_code == 207
     body = again.get_json()
-    assert [t["resource_name"] for t in body["success"]] == ["Cost Codes"]
+    assert [t["resource_name"] for t in body["success"]] == ["Standard Cost Codes"]
     assert body["failed"][0]["trigger"] == specs[0]
     assert "event_type" in body["failed"][0]["errors"]
 
@@ -399,11 +402,78 @@ def test_webhook_resources_depend_on_scope(api, sandbox):
     project = api.get(
         "/rest/v1.0/webhooks/resources", project_id=a_project(sandbox)["id"]
     ).get_json()
-    assert {"Company Users", "Projects", "Timecard Entries", "Cost Codes"} <= {
-        r["name"] for r in company
-    }
-    assert "Company Users" not in {r["name"] for r in project}
-    assert "Timecard Entries" in {r["name"] for r in project}
+    # procore-api.md §10.1: Projects is company-level only; Cost Codes and Timecard Entries
+    # are project-level only.
+    assert {r["name"] for r in company} == {"Company Users", "Projects", "Standard Cost Codes"}
+    assert {r["name"] for r in project} == {"Cost Codes", "Timecard Entries"}
+
+
+def test_resources_list_says_which_events_each_resource_offers(api, sandbox):
+    # procore-api.md §10.1/§10.2: GET /rest/v1.0/webhooks/resources lists each resource with
+    # `except` ("event types that cannot be subscribed to", OAS26) beside `api_version`,
+    # `product_category`, `tools` and `create`/`update`/`delete`. Inferred here: a `name`
+    # field naming the resource (the description names none), and each event field holding
+    # the event type when offered, null when excepted. Events per the sandbox capture in
+    # §10.1: Company Users and Projects have no delete; Standard Cost Codes has all three.
+    listed = api.get("/rest/v1.0/webhooks/resources", company_id=api.company_id).get_json()
+    by_name = {r["name"]: r for r in listed}
+    assert by_name["Company Users"]["except"] == ["delete"]
+    assert by_name["Projects"]["except"] == ["delete"]
+    assert by_name["Standard Cost Codes"]["except"] == []
+    users = by_name["Company Users"]
+    assert (users["create"], users["update"], users["delete"]) == ("create", "update", None)
+    assert {"api_version", "product_category", "tools"} <= set(users)
+    project = api.get(
+        "/rest/v1.0/webhooks/resources", project_id=a_project(sandbox)["id"]
+    ).get_json()
+    assert all(r["except"] == [] for r in project)
+
+
+def test_trigger_the_resources_list_does_not_offer_is_refused_naming_resource_and_event(
+    api, sandbox, receiver
+):
+    # procore-api.md §10.1: not every resource has every event, nor both scopes; the sandbox
+    # refuses what its resources list does not offer (422), one trigger or in bulk.
+    hook = create_hook(api, receiver.url)
+    path = f"/rest/v1.0/webhooks/hooks/{hook['id']}/triggers"
+    refusals = [
+        ("Company Users", "delete"),
+        ("Projects", "delete"),
+        ("Cost Codes", "update"),  # project-level only
+        ("Timecard Entries", "create"),  # project-level only
+    ]
+    for resource_name, event_type in refusals:
+        reply = api.post(
+            path,
+            {
+                "company_id": api.company_id,
+                "api_version": "v2",
+                "trigger": {"resource_name": resource_name, "event_type": event_type},
+            },
+        )
+        assert reply.status_code == 422, (resource_name, event_type)
+        message = reply.get_json()["message"]
+        assert resource_name in message and event_type in message
+
+    project = a_project(sandbox)
+    project_hook = create_hook(api, receiver.url, project_id=project["id"])
+    bulk = api.post(
+        f"/rest/v1.0/webhooks/hooks/{project_hook['id']}/triggers/bulk",
+        {
+            "project_id": project["id"],
+            "triggers": [
+                {"resource_name": "Projects", "event_type": "update"},  # company-level only
+                {"resource_name": "Timecard Entries", "event_type": "create"},
+            ],
+        },
+    )
+    assert bulk.status_code == 207
+    body = bulk.get_json()
+    assert [t["resource_name"] for t in body["success"]] == ["Timecard Entries"]
+    (failed,) = body["failed"]
+    assert failed["code"] == "422"
+    assert "Projects" in failed["message"] and "update" in failed["message"]
+    assert api.get(path, company_id=api.company_id).get_json() == []
 
 
 # -- delivery --------------------------------------------------------------------------------
