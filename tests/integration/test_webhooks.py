@@ -156,3 +156,95 @@ def test_edit_in_the_sandbox_ui_reaches_crewclock_through_the_webhook(app, compa
         db.session.expire_all()
         assert db.session.get(type(user), user.id).first_name == "Edited"
         assert time.monotonic() - started < 5.0
+
+
+# -- hook registration ---------------------------------------------------------------------
+SYNC_PAGE = "/settings/integrations/procore/sync"
+
+
+def webhook_calls() -> dict:
+    """Webhook management requests the sandbox served since the last stats reset."""
+    stats = requests.get(f"{BASE}/_sandbox/stats", timeout=5).json()["requests"]
+    return {key: n for key, n in stats.items() if "/webhooks/" in key}
+
+
+def sandbox_triggers(world) -> set[tuple[str, str]]:
+    return {
+        (t["resource_name"], t["event_type"]) for t in world.sandbox.store.select("hook_triggers")
+    }
+
+
+def hook_items(run) -> dict[str, str]:
+    from webapp.models import SyncRunItem
+
+    rows = db.session.scalars(
+        db.select(SyncRunItem).where(
+            SyncRunItem.run_id == run.id, SyncRunItem.entity_type == "webhook"
+        )
+    )
+    return {row.label: row.reason for row in rows}
+
+
+def test_hook_subscribes_only_what_procore_offers_and_later_runs_leave_it_alone(world):
+    """Procore offers no delete events for company users and projects: the first run
+    subscribes everything else, says so on the run, and no later run registers again."""
+    first = world.run()
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    state = sync.state_for(world.company.id)
+    assert state.hook_id is not None and state.hook_error is None
+    assert sandbox_triggers(world) == {
+        ("Company Users", "create"),
+        ("Company Users", "update"),
+        ("Projects", "create"),
+        ("Projects", "update"),
+        ("Standard Cost Codes", "create"),
+        ("Standard Cost Codes", "update"),
+        ("Standard Cost Codes", "delete"),
+    }
+    notes = hook_items(first)
+    assert set(notes) == {
+        "Webhook trigger: Company Users delete",
+        "Webhook trigger: Projects delete",
+    }
+    assert "full reconciliation" in notes["Webhook trigger: Company Users delete"]
+
+    world.sandbox.reset_stats()
+    for _ in range(2):
+        run = world.run()
+        assert run.status == RunStatus.SUCCEEDED, run.error
+    assert webhook_calls() == {}
+    assert len(world.sandbox.store.select("hooks")) == 1
+
+
+def test_a_refused_trigger_does_not_stop_the_others_and_the_admin_sees_procores_words(
+    world, client
+):
+    """Procore refuses one trigger its list offered: the rest are subscribed, the hook is
+    kept, and the run's records and the sync panel carry Procore's own message."""
+    said = "Company Users create webhooks are not enabled for this company"
+    world.sandbox.faults.add_rule(
+        {
+            "method": "POST",
+            "path": r"/webhooks/hooks/\d+/triggers$",
+            "status": 422,
+            "count": 1,
+            "body": {"message": said},
+        }
+    )
+    first = world.run()
+    assert first.status == RunStatus.SUCCEEDED, first.error
+    state = sync.state_for(world.company.id)
+    assert state.hook_id is not None
+    triggers = sandbox_triggers(world)
+    assert ("Company Users", "create") not in triggers
+    assert len(triggers) == 6  # every other offered trigger went through
+    assert said in hook_items(first)["Webhook trigger: Company Users create"]
+
+    client.login(world.admin)
+    assert said in client.get(SYNC_PAGE).get_data(as_text=True)
+    detail = client.get(f"{SYNC_PAGE}/runs/{first.id}").get_data(as_text=True)
+    assert said in detail and "Webhook trigger: Company Users create" in detail
+
+    world.sandbox.reset_stats()
+    world.run()
+    assert webhook_calls() == {}

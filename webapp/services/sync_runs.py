@@ -22,6 +22,7 @@ from webapp.models import (
     ProcoreLink,
     RunStatus,
     SyncRun,
+    SyncRunItem,
 )
 from webapp.models.base import utcnow
 from webapp.models.sync import ProcoreWebhookEvent
@@ -37,6 +38,7 @@ ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 RESOURCES = {"Company Users": USER, "Projects": PROJECT, "Standard Cost Codes": COST_CODE}
 EVENT_TYPES = ("create", "update", "delete")
 HOOK_NAMESPACE = "crewclock"
+HOOK_ITEM = "webhook"  # SyncRunItem.entity_type of what registration could not subscribe
 MAX_EVENTS_PER_RUN = 5000
 
 
@@ -204,7 +206,7 @@ def _execute(run: SyncRun, lease: Lease, client) -> SyncRun:
         calls_before = stats.calls if stats is not None else 0
         limited_before = stats.rate_limited if stats is not None else 0
         syncer = sync.Syncer(company_id, client, run)
-        ensure_webhook(company_id, client)
+        ensure_webhook(company_id, client, run)
         if run.kind == FULL_KIND:
             syncer.full()
         elif run.kind == WEBHOOK_KIND:
@@ -458,9 +460,59 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
         db.session.commit()
 
 
-def ensure_webhook(company_id: int, client) -> None:
-    """Register our hook and its triggers on the connection's Procore company, once."""
-    from webapp.procore.errors import ProcoreError
+def _offered_events(entry: dict) -> set[str]:
+    """The event types one entry of Procore's webhook resources list may be subscribed to."""
+    excluded = entry.get("except")
+    if isinstance(excluded, str):
+        excluded = [excluded]
+    if isinstance(excluded, list):
+        gone = {str(event).strip().lower() for event in excluded}
+        return {event for event in EVENT_TYPES if event not in gone}
+    # Without `except`, an event field that is present but empty means "not offered".
+    return {
+        event
+        for event in EVENT_TYPES
+        if event not in entry or entry[event] not in (None, "", False)
+    }
+
+
+def offered_triggers(listed) -> dict[str, set[str]]:
+    """{resource name: event types} from Procore's webhook resources list for one scope.
+
+    Procore's description of the list names no field for the resource itself; `name` or
+    `resource_name` is used when present, else `tools`.
+    """
+    rows = listed.get("data") if isinstance(listed, dict) else listed
+    offered: dict[str, set[str]] = {}
+    for entry in rows if isinstance(rows, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name = entry.get("name") or entry.get("resource_name") or entry.get("tools")
+        if isinstance(name, str) and name.strip():
+            offered.setdefault(name.strip(), set()).update(_offered_events(entry))
+    return offered
+
+
+def _hook_item(run: SyncRun | None, company_id: int, resource: str, event: str, why: str):
+    if run is not None:
+        db.session.add(
+            SyncRunItem(
+                company_id=company_id,
+                run_id=run.id,
+                entity_type=HOOK_ITEM,
+                label=f"Webhook trigger: {resource} {event}",
+                outcome="skipped",
+                reason=why,
+            )
+        )
+
+
+def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
+    """Register our hook on the connection's Procore company once, with a trigger for each
+    synced resource and event Procore offers to company hooks. What Procore does not offer,
+    or refuses, is written on the run's items (and the refusals on the sync panel); the
+    regular and full syncs find those changes instead."""
+    from webapp.procore.errors import ProcoreError, ProcoreValidationError, body_message
 
     state = sync.state_for(company_id)
     settings = sync.settings_for(company_id)
@@ -473,7 +525,9 @@ def ensure_webhook(company_id: int, client) -> None:
     pc = settings.procore_company_id
     if state.hook_id is not None and state.hook_procore_company_id == pc:
         return
+    db.session.commit()  # nothing uncommitted while Procore is called
     try:
+        offered = offered_triggers(client.get("/rest/v1.0/webhooks/resources", {"company_id": pc}))
         hooks = client.get(
             "/rest/v1.0/webhooks/hooks", {"company_id": pc, "namespace": HOOK_NAMESPACE}
         )
@@ -502,20 +556,47 @@ def ensure_webhook(company_id: int, client) -> None:
             for t in existing or []
             if isinstance(t, dict)
         }
+        refused = []
         for resource in RESOURCES:
-            for event_type in ("create", "update", "delete"):
+            for event_type in EVENT_TYPES:
                 if (resource, event_type) in have:
                     continue
-                client.post(
-                    f"/rest/v1.0/webhooks/hooks/{hook['id']}/triggers",
-                    json={
-                        "company_id": pc,
-                        "api_version": "v2.0",
-                        "trigger": {"resource_name": resource, "event_type": event_type},
-                    },
-                    idempotent=True,
-                )
-        state.hook_id, state.hook_procore_company_id, state.hook_error = hook["id"], pc, None
+                if event_type not in offered.get(resource, ()):
+                    found_by = "full reconciliation" if event_type == "delete" else "regular sync"
+                    _hook_item(
+                        run,
+                        company_id,
+                        resource,
+                        event_type,
+                        f"Procore offers no {resource} {event_type} webhook to company hooks; "
+                        f"the {found_by} finds these changes instead.",
+                    )
+                    continue
+                try:
+                    client.post(
+                        triggers_path,
+                        json={
+                            "company_id": pc,
+                            "api_version": "v2.0",
+                            "trigger": {"resource_name": resource, "event_type": event_type},
+                        },
+                        idempotent=True,
+                    )
+                except ProcoreValidationError as exc:
+                    # Procore refused this one trigger: keep subscribing the others.
+                    said = body_message(exc.body) or str(exc)
+                    refused.append(f"{resource} {event_type} ({said})")
+                    _hook_item(
+                        run,
+                        company_id,
+                        resource,
+                        event_type,
+                        f"Procore refused the webhook trigger: {said}",
+                    )
+        state.hook_id, state.hook_procore_company_id = hook["id"], pc
+        state.hook_error = (
+            ("Procore refused these triggers: " + "; ".join(refused))[:2000] if refused else None
+        )
     except ProcoreError as exc:
         # Webhooks only speed things up; polling keeps working without them.
         state.hook_error = str(exc)[:2000]
