@@ -9,6 +9,7 @@ from procore_sandbox.config import RUNTIME_FIELDS
 from procore_sandbox.context import current
 from procore_sandbox.faults import FaultRuleError
 from procore_sandbox.seed import SEEDS, ensure_oauth_app, seed_store
+from procore_sandbox.store import NULL_SOURCE_APPLICATION
 
 bp = Blueprint("sandbox_admin", __name__, url_prefix="/_sandbox")
 
@@ -52,7 +53,7 @@ def clear_faults():
 @bp.route("/config", methods=["GET", "POST", "PATCH"])
 def config_view():
     """Show or change runtime settings (limits, token lifetime, overload, webhook timing,
-    clock_offset seconds)."""
+    clock_offset seconds, webhook_null_source_application)."""
     sandbox = current()
     if request.method != "GET":
         body = request.get_json(silent=True)
@@ -64,6 +65,11 @@ def config_view():
                     return _error("clock_offset must be a number of seconds")
                 sandbox.store.clock_offset = float(value)
                 continue
+            if key == NULL_SOURCE_APPLICATION:
+                if not isinstance(value, bool):
+                    return _error(f"{key} must be true or false")
+                sandbox.store.settings[key] = value
+                continue
             if key not in RUNTIME_FIELDS:
                 return _error(f"{key} cannot be changed at runtime")
             current_value = getattr(sandbox.config, key)
@@ -74,7 +80,13 @@ def config_view():
             elif not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 return _error(f"{key} must be a non-negative number")
             setattr(sandbox.config, key, expected(value))
-    return jsonify({**sandbox.config.runtime_view(), "clock_offset": sandbox.store.clock_offset})
+    return jsonify(
+        {
+            **sandbox.config.runtime_view(),
+            "clock_offset": sandbox.store.clock_offset,
+            NULL_SOURCE_APPLICATION: bool(sandbox.store.settings.get(NULL_SOURCE_APPLICATION)),
+        }
+    )
 
 
 @bp.get("/stats")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from procore_sandbox.config import SandboxConfig
-from procore_sandbox.store import Store
+from procore_sandbox.store import NULL_SOURCE_APPLICATION, Store
 
 SEEDS = ("demo", "large", "empty")
 SEED_TIME = "2026-01-05T08:00:00Z"  # fixed so a seed is byte-for-byte repeatable
@@ -254,6 +254,10 @@ ADDRESSES = [
 
 
 def _seed_demo(store: Store) -> None:
+    # Procore documents metadata.source_application_id only as "ID of the application used to
+    # make the change", with null in its examples: the demo sends null, so Crewclock must
+    # recognise its own changes without it.
+    store.settings[NULL_SOURCE_APPLICATION] = True
     b = _Builder(store)
     main = b.company("Summit Builders Inc.", my_company=True)
     other = b.company("Ridgeline Concrete LLC")

@@ -55,6 +55,9 @@ RESOURCE_NAMES = {
     "timecard_entries": "Timecard Entries",
 }
 
+# Store setting: webhook events carry metadata.source_application_id = null (see seed.py).
+NULL_SOURCE_APPLICATION = "webhook_null_source_application"
+
 FIRST_ID = 598_134_325_900_000  # 15 digits, like real ids in newer Procore regions
 
 ChangeCallback = Callable[[int | None, int | None, str, str, Any, str | None], None]
@@ -74,6 +77,9 @@ class Store:
         self.next_id_value = FIRST_ID
         # Seconds added to the wall clock: tests move time forward (token expiry, windows).
         self.clock_offset = 0.0
+        # Behaviour switches that belong to the data set (a seed picks them; /_sandbox/config
+        # changes them), e.g. "webhook_null_source_application".
+        self.settings: dict[str, Any] = {}
         self._callbacks: list[ChangeCallback] = []
         # Writes per table, and {(table, field, fold): (writes seen, {value: records})} built from
         # them, so a list endpoint finds one company's rows without scanning every row.
@@ -246,6 +252,7 @@ class Store:
                 self.tables[name] = {}
                 self._wrote(name)
             self.next_id_value = FIRST_ID
+            self.settings = {}
             self._dirty = True
 
     # -- persistence --------------------------------------------------------------------
@@ -254,6 +261,7 @@ class Store:
         with self.lock:
             return {
                 "next_id": self.next_id_value,
+                "settings": dict(self.settings),
                 "tables": {
                     name: [[key, record] for key, record in rows.items()]
                     for name, rows in self.tables.items()
@@ -265,6 +273,7 @@ class Store:
         with self.lock:
             self.clear()
             self.next_id_value = data.get("next_id", FIRST_ID)
+            self.settings = dict(data.get("settings") or {})
             for name, pairs in data.get("tables", {}).items():
                 self.tables.setdefault(name, {})
                 self.tables[name] = {key: record for key, record in pairs}

@@ -45,7 +45,7 @@ from procore_sandbox.api.common import (
     not_found,
     scoped_company,
 )
-from procore_sandbox.store import RESOURCE_NAMES, Store
+from procore_sandbox.store import NULL_SOURCE_APPLICATION, RESOURCE_NAMES, Store
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,9 @@ class Deliverer:
             "event_type": event_type,
             "resource_name": resource_name,
             "resource_id": resource_id,
-            "source_application_id": source_application_id,
+            "source_application_id": (
+                None if self.store.settings.get(NULL_SOURCE_APPLICATION) else source_application_id
+            ),
         }
         for hook_id, hook_uid in hooks:
             self.enqueue(hook_id, change, hook_uid)

@@ -481,9 +481,18 @@ def test_trigger_the_resources_list_does_not_offer_is_refused_naming_resource_an
 TIMESTAMP = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
 
 
+def name_the_writing_app(app, on: bool = True):
+    """Switch metadata.source_application_id between the writing app's id and null."""
+    reply = app.test_client().post(
+        "/_sandbox/config", json={"webhook_null_source_application": not on}
+    )
+    assert reply.status_code == 200, reply.get_json()
+
+
 def test_change_is_delivered_with_v2_payload_and_configured_authorization(sandbox, api, receiver):
     import re
 
+    name_the_writing_app(sandbox)
     hook = create_hook(api, receiver.url, authorization="Bearer receiver-secret-12345")
     add_trigger(api, hook, "Projects", "update")
     project = a_project(sandbox)
@@ -687,6 +696,7 @@ def test_deliveries_page_by_last_seen_id(sandbox, api, receiver):
 
 
 def test_change_through_the_rest_api_names_the_app_and_the_user(sandbox, api, receiver):
+    name_the_writing_app(sandbox)
     hook = create_hook(api, receiver.url)
     add_trigger(api, hook, "Company Users", "update")
     client = sandbox.test_client()
@@ -722,3 +732,31 @@ def test_deleting_a_hook_drops_the_events_it_was_still_retrying(sandbox, api, re
     seen = len(receiver.requests)
     time.sleep(0.3)  # well past the 0.1 s backoff cap: a live queue would have retried
     assert len(receiver.requests) == seen
+
+
+def test_demo_seed_sends_null_source_application_id_until_switched_off(sandbox, api, receiver):
+    # procore-api.md §10.4: metadata.source_application_id is documented only as the "ID of
+    # the application used to make the change", examples null. The demo seed sends null (the
+    # stricter reading for a client); /_sandbox/config switches it like any other setting.
+    control = sandbox.test_client()
+    assert control.get("/_sandbox/config").get_json()["webhook_null_source_application"] is True
+    hook = create_hook(api, receiver.url)
+    add_trigger(api, hook, "Projects", "update")
+    project = a_project(sandbox)
+
+    rename_project(sandbox, project, "Written by our app, named nowhere")
+    (first,) = receiver.wait_for(1)
+    assert first["json"]["metadata"]["source_application_id"] is None
+
+    name_the_writing_app(sandbox)
+    assert control.get("/_sandbox/config").get_json()["webhook_null_source_application"] is False
+    rename_project(sandbox, project, "Written by our app, named")
+    assert receiver.wait_for(2)[1]["json"]["metadata"]["source_application_id"] == CLIENT_ID
+
+    bad = control.post("/_sandbox/config", json={"webhook_null_source_application": "yes"})
+    assert bad.status_code == 400
+    # A reset reloads the seed, and with it the seed's choice.
+    control.post("/_sandbox/reset", json={"seed": "demo"})
+    assert control.get("/_sandbox/config").get_json()["webhook_null_source_application"] is True
+    control.post("/_sandbox/reset", json={"seed": "empty"})
+    assert control.get("/_sandbox/config").get_json()["webhook_null_source_application"] is False
