@@ -248,3 +248,84 @@ def test_a_refused_trigger_does_not_stop_the_others_and_the_admin_sees_procores_
     world.sandbox.reset_stats()
     world.run()
     assert webhook_calls() == {}
+
+
+# -- our own writes coming back when Procore does not name the writing app -----------------
+def _edit_in_procore_ui(sandbox_app, company_id, procore_id, **changes):
+    record = sandbox_app.extensions["procore_sandbox"].store.get("users", procore_id)
+    form = {
+        "first_name": record["first_name"],
+        "last_name": record["last_name"],
+        "email_address": record["email_address"],
+        "is_active": "on",
+        **changes,
+    }
+    reply = sandbox_app.test_client().post(f"/companies/{company_id}/users/{procore_id}", data=form)
+    assert reply.status_code == 302, reply.get_data(as_text=True)[:500]
+
+
+def test_own_writes_echo_back_unnamed_yet_cost_nothing_and_real_edits_still_arrive(
+    app, company, monkeypatch
+):
+    """Procore may send metadata.source_application_id = null (the demo sandbox does): the
+    echo of our push is still known as ours (no call, no write, on it or on the idle cycles
+    after), while an edit made in Procore right after our push still reaches Crewclock."""
+    sandbox_app, company_id = make_sandbox(app, webhooks=True)
+    sandbox_app.config["SERVER_NAME"] = None
+    with mount_sandbox(sandbox_app, BASE), mount_sandbox(app, CREWCLOCK):
+        token = requests.post(f"{BASE}/_sandbox/token", json={}, timeout=5).json()
+        sandbox = Sandbox(sandbox_app, company_id, token["access_token"])
+        config = requests.get(f"{BASE}/_sandbox/config", timeout=5).json()
+        assert config["webhook_null_source_application"] is True
+        world = build_world(company, sandbox)
+        from webapp.services import sync_runs
+
+        monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: sandbox.client())
+        deliverer = sandbox_app.extensions["sandbox_webhooks"]
+        world.run()  # registers the hook; agrees a base with Procore
+        procore_id, user = next(iter(world.users.items()))
+
+        user.last_name = "Localedit"
+        db.session.commit()
+        pushed = world.run()
+        assert pushed.checkpoint["sent"] == 1
+        assert deliverer.wait_idle(5)
+        echo = db.session.scalar(
+            db.select(ProcoreWebhookEvent).where(ProcoreWebhookEvent.resource_id == procore_id)
+        )
+        assert echo is not None and echo.source_application_id is None
+
+        sandbox.reset_stats()
+        versions = {u.id: u.updated_at for u in db.session.scalars(db.select(type(user)))}
+        _work(app)
+        for _ in range(3):
+            idle = world.run()
+            assert idle.updated == 0 and idle.failed == 0 and idle.checkpoint["sent"] == 0
+        stats = requests.get(f"{BASE}/_sandbox/stats", timeout=5).json()["requests"]
+        # Only the idle cycles' two listings each: the echo fetched nothing, nothing was written.
+        assert stats == {
+            "GET /rest/{version}/companies/{company_id}/users": 3,
+            "GET /rest/v1.1/projects": 3,
+        }
+        hook_runs = db.session.scalars(
+            db.select(SyncRun).where(SyncRun.kind == sync.WEBHOOK_KIND)
+        ).all()
+        assert hook_runs and all(r.api_calls == 0 and r.updated == 0 for r in hook_runs)
+        db.session.refresh(echo)
+        assert echo.outcome == "ignored: our own change"
+        db.session.expire_all()
+        assert {u.id: u.updated_at for u in db.session.scalars(db.select(type(user)))} == versions
+
+        # Our next push, then a person edits the same user in Procore right after, before
+        # any webhook run: one of the two unnamed events is ours, the other is fetched.
+        user = db.session.get(type(user), user.id)
+        user.phone = "+1 510 555 0000"
+        db.session.commit()
+        assert world.run().checkpoint["sent"] == 1
+        _edit_in_procore_ui(sandbox_app, company_id, procore_id, first_name="Edited")
+        assert deliverer.wait_idle(5)
+        _work(app)
+        db.session.expire_all()
+        user = db.session.get(type(user), user.id)
+        assert user.first_name == "Edited"
+        assert user.last_name == "Localedit" and user.phone == "+1 510 555 0000"

@@ -247,6 +247,80 @@ class DateWatcher:
         return response
 
 
+# ==================================================================== our own echoes
+# Procore reports every write as a webhook event, ours included, and need not say which app
+# made it (metadata.source_application_id may be null). So each record we send is remembered
+# for a while in Redis, once per write: the next update event for it is taken as our echo and
+# costs no call. A second event (a real edit right after ours) finds nothing left to match and
+# is fetched as usual; whichever of the two is fetched reads Procore's current state.
+ECHO_TTL = 15 * 60  # seconds an unmatched write is remembered (the poll catches anything else)
+ECHO_SKEW = 60  # an event stamped earlier than our send, minus this clock slack, is not ours
+
+
+def _echo_key(company_id: int, entity: str, procore_id: int) -> str:
+    return f"crewclock:sync:echo:{company_id}:{entity}:{procore_id}"
+
+
+def remember_own_writes(company_id: int, entity: str, procore_ids: Iterable[int]) -> dict:
+    """Note one write per record about to be sent; {procore id: the note} for forget_own_write."""
+    from redis.exceptions import RedisError
+
+    from webapp.redis_runtime import get_redis
+
+    sent_at = repr(datetime.now(UTC).timestamp())
+    notes = {}
+    try:
+        pipe = get_redis().pipeline(transaction=False)
+        for procore_id in procore_ids:
+            key = _echo_key(company_id, entity, procore_id)
+            pipe.rpush(key, sent_at)
+            pipe.expire(key, ECHO_TTL)
+            notes[procore_id] = sent_at
+        pipe.execute()
+    except RedisError:  # without the note the echo is fetched once: slower, still right
+        log.warning("could not note our own writes company=%s entity=%s", company_id, entity)
+        return {}
+    return notes
+
+
+def forget_own_write(company_id: int, entity: str, procore_id: int, note: str | None) -> None:
+    """Drop the note of a write Procore did not apply (no echo will come for it)."""
+    from redis.exceptions import RedisError
+
+    from webapp.redis_runtime import get_redis
+
+    if note is None:
+        return
+    with contextlib.suppress(RedisError):
+        get_redis().lrem(_echo_key(company_id, entity, procore_id), 1, note)
+
+
+def claim_own_echo(company_id: int, entity: str, procore_id: int, timestamp: str | None) -> bool:
+    """True when an update event for this record can be our own recent write coming back
+    (and uses that write up, so a later event for the record is fetched)."""
+    from redis.exceptions import RedisError
+
+    from webapp.redis_runtime import get_redis
+
+    stamped = _parse_time(timestamp)
+    key = _echo_key(company_id, entity, procore_id)
+    try:
+        redis = get_redis()
+        for raw in redis.lrange(key, 0, -1):
+            note = raw.decode() if isinstance(raw, bytes) else str(raw)
+            try:
+                sent_at = float(note)
+            except ValueError:
+                continue
+            if stamped is not None and stamped.timestamp() < sent_at - ECHO_SKEW:
+                continue  # the change happened before our write: not its echo
+            if redis.lrem(key, 1, note):
+                return True
+    except RedisError:
+        return False
+    return False
+
+
 # ==================================================================== the engine
 @dataclass
 class Tally:
@@ -733,7 +807,12 @@ class Syncer:
         for start in range(0, len(changed), SYNC_BATCH):
             batch = changed[start : start + SYNC_BATCH]
             updates, refused = self._updates(entity, batch)
+            # Noted before the call: Procore may deliver the echo before it answers us.
+            notes = remember_own_writes(self.company_id, entity, [u["id"] for u in updates])
             ok, errors = self._patch_sync(path, scope, updates) if updates else ({}, {})
+            for procore_id, note in notes.items():
+                if procore_id not in ok:
+                    forget_own_write(self.company_id, entity, procore_id, note)
             for link, record, lh in batch:
                 label = _label(entity, record)
                 if link.procore_id in ok:

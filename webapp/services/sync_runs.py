@@ -424,7 +424,7 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
             entity = RESOURCES.get(event.resource_name)
             if entity is None:
                 event.outcome = "ignored: not a synced resource"
-            elif client_id and event.source_application_id == client_id:
+            elif _own_change(company_id, entity, event, client_id):
                 event.outcome = "ignored: our own change"
             else:
                 wanted.setdefault((entity, event.resource_id), []).append(event)
@@ -505,6 +505,20 @@ def _hook_item(run: SyncRun | None, company_id: int, resource: str, event: str, 
                 reason=why,
             )
         )
+
+
+def _own_change(company_id: int, entity: str, event: ProcoreWebhookEvent, client_id) -> bool:
+    """Whether an event reports a write we made: named as ours by Procore, or (Procore may
+    leave the writing app out) an update matching a write we noted moments ago."""
+    source = event.source_application_id
+    ours = bool(client_id) and source == client_id
+    if source is not None and not ours:
+        return False  # another app's change
+    if event.event_type != "update":
+        return ours  # a sync only ever updates records
+    # Claimed even when Procore names us, so the note is used up by its own echo.
+    claimed = sync.claim_own_echo(company_id, entity, event.resource_id, event.event_timestamp)
+    return ours or claimed
 
 
 def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
