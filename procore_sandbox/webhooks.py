@@ -174,6 +174,13 @@ class Deliverer:
         self._queues: dict[int, _Destination] = {}
         self._stopped = False
         self.duplicate_deliveries = False  # send every event twice (at-least-once drills)
+        self.paused = False  # hold every queue (events still queue) until unpaused
+
+    def set_paused(self, paused: bool) -> None:
+        """Hold or release deliveries, e.g. so a test sees events only after its own call."""
+        with self._lock:
+            self.paused = paused
+            self._changed.notify_all()
 
     # -- intake (runs in the thread that changed the data; never blocks on the network) ----
     def on_change(
@@ -262,6 +269,9 @@ class Deliverer:
                             self._queues.pop(destination.hook_id, None)
                         self._changed.notify_all()
                         return
+                    if self.paused:
+                        self._changed.wait()
+                        continue
                     wait = destination.next_attempt_at - time.monotonic()
                     if wait <= 0:
                         break
@@ -903,7 +913,11 @@ def list_resource_api_versions():
 def webhook_settings():
     engine = deliverer()
     return jsonify(
-        {"duplicate_deliveries": engine.duplicate_deliveries, "pending": engine.pending()}
+        {
+            "duplicate_deliveries": engine.duplicate_deliveries,
+            "paused": engine.paused,
+            "pending": engine.pending(),
+        }
     )
 
 
@@ -913,6 +927,8 @@ def change_webhook_settings():
     engine = deliverer()
     if "duplicate_deliveries" in data:
         engine.duplicate_deliveries = bool(data["duplicate_deliveries"])
+    if "paused" in data:
+        engine.set_paused(bool(data["paused"]))
     return webhook_settings()
 
 

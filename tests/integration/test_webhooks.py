@@ -287,8 +287,12 @@ def test_own_writes_echo_back_unnamed_yet_cost_nothing_and_real_edits_still_arri
 
         user.last_name = "Localedit"
         db.session.commit()
+        # Deliveries wait until our run is over: in this one process the receiver would
+        # share the run's in-memory database connection.
+        deliverer.set_paused(True)
         pushed = world.run()
         assert pushed.checkpoint["sent"] == 1
+        deliverer.set_paused(False)
         assert deliverer.wait_idle(5)
         echo = db.session.scalar(
             db.select(ProcoreWebhookEvent).where(ProcoreWebhookEvent.resource_id == procore_id)
@@ -321,11 +325,39 @@ def test_own_writes_echo_back_unnamed_yet_cost_nothing_and_real_edits_still_arri
         user = db.session.get(type(user), user.id)
         user.phone = "+1 510 555 0000"
         db.session.commit()
+        deliverer.set_paused(True)
         assert world.run().checkpoint["sent"] == 1
         _edit_in_procore_ui(sandbox_app, company_id, procore_id, first_name="Edited")
+        deliverer.set_paused(False)
         assert deliverer.wait_idle(5)
         _work(app)
         db.session.expire_all()
         user = db.session.get(type(user), user.id)
         assert user.first_name == "Edited"
         assert user.last_name == "Localedit" and user.phone == "+1 510 555 0000"
+
+
+def test_where_procore_names_our_app_an_unnamed_edit_after_our_push_is_fetched(
+    client, world, app, monkeypatch
+):
+    """Once Procore has named us as the writing app, an unnamed event is someone else's even
+    when it reaches us before the echo of our own push."""
+    from webapp.services import sync_runs
+
+    monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: world.sandbox.client())
+    world.run()
+    ids = iter(world.users.items())
+    named_id, _ = next(ids)
+    ours = app.config["PROCORE_CLIENT_ID"]
+    post(client, event(world, named_id, ulid="01J0AAAAAAAAAAAAAAAAAAAAAA", source=ours))
+    _work(app)
+
+    procore_id, user = next(ids)
+    user.last_name = "Localedit"
+    db.session.commit()
+    assert world.run().checkpoint["sent"] == 1
+    world.sandbox.store.update("users", procore_id, {"first_name": "Person"})
+    post(client, event(world, procore_id, ulid="01J0BBBBBBBBBBBBBBBBBBBBBB"))  # unnamed
+    _work(app)
+    db.session.expire_all()
+    assert db.session.get(type(user), user.id).first_name == "Person"

@@ -679,6 +679,25 @@ def test_duplicate_switch_delivers_every_event_twice(sandbox, api, receiver):
     assert first["json"] == second["json"]
 
 
+def test_paused_deliveries_queue_until_released_in_order(sandbox, api, receiver):
+    # Not a Procore feature: a test switch. procore-api.md §10.5 allows deliveries to lag the
+    # change; holding them lets a test see events only after its own call has finished.
+    control = sandbox.test_client()
+    hook = create_hook(api, receiver.url)
+    add_trigger(api, hook, "Projects", "update")
+    assert control.patch("/_sandbox/webhooks", json={"paused": True}).get_json()["paused"]
+    project = a_project(sandbox)
+    rename_project(sandbox, project, "Held 1")
+    rename_project(sandbox, project, "Held 2")
+    time.sleep(0.3)
+    assert receiver.requests == []
+    assert control.get("/_sandbox/webhooks").get_json()["pending"] == 2
+    control.patch("/_sandbox/webhooks", json={"paused": False})
+    first, second = receiver.wait_for(2)
+    assert first["json"]["timestamp"] <= second["json"]["timestamp"]
+    wait_idle(sandbox)
+
+
 def test_deliveries_page_by_last_seen_id(sandbox, api, receiver):
     hook = create_hook(api, receiver.url)
     add_trigger(api, hook, "Projects", "update")

@@ -404,6 +404,7 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
 
     company_id = syncer.company_id
     client_id = current_app.config.get("PROCORE_CLIENT_ID")
+    names_apps = _procore_names_apps(company_id, client_id)
     while True:
         events = list(
             db.session.scalars(
@@ -424,7 +425,7 @@ def process_events(syncer: sync.Syncer, lease: Lease) -> None:
             entity = RESOURCES.get(event.resource_name)
             if entity is None:
                 event.outcome = "ignored: not a synced resource"
-            elif _own_change(company_id, entity, event, client_id):
+            elif _own_change(company_id, entity, event, client_id, names_apps):
                 event.outcome = "ignored: our own change"
             else:
                 wanted.setdefault((entity, event.resource_id), []).append(event)
@@ -507,13 +508,34 @@ def _hook_item(run: SyncRun | None, company_id: int, resource: str, event: str, 
         )
 
 
-def _own_change(company_id: int, entity: str, event: ProcoreWebhookEvent, client_id) -> bool:
+def _procore_names_apps(company_id: int, client_id) -> bool:
+    """Whether Procore has ever named us as the writing app in this company's events."""
+    if not client_id:
+        return False
+    return (
+        db.session.scalar(
+            sa.select(ProcoreWebhookEvent.id)
+            .where(
+                ProcoreWebhookEvent.company_id == company_id,
+                ProcoreWebhookEvent.source_application_id == client_id,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _own_change(
+    company_id: int, entity: str, event: ProcoreWebhookEvent, client_id, names_apps: bool
+) -> bool:
     """Whether an event reports a write we made: named as ours by Procore, or (Procore may
     leave the writing app out) an update matching a write we noted moments ago."""
     source = event.source_application_id
     ours = bool(client_id) and source == client_id
     if source is not None and not ours:
         return False  # another app's change
+    if source is None and names_apps:
+        return False  # Procore names us on our writes here: an unnamed change is someone else's
     if event.event_type != "update":
         return ours  # a sync only ever updates records
     # Claimed even when Procore names us, so the note is used up by its own echo.
