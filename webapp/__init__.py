@@ -56,7 +56,7 @@ def register_log_redaction(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import models  # noqa: F401  (the whole schema, for Alembic)
+    from webapp import models, sqlite_tuning  # noqa: F401  (the schema for Alembic; SQLite)
     from webapp.procore.tokens import register_procore_oauth
 
     db.init_app(app)
