@@ -183,8 +183,13 @@ def _standard_code(company_id: int, code_id: int) -> dict:
 
 @bp.get("/v1.0/standard_cost_codes/<int:code_id>")
 def show_standard_code(code_id: int):
-    """One standard cost code."""
-    code = _standard_code(_company_param(), code_id)
+    """One standard cost code of ?company_id=&standard_cost_code_list_id= (both required, as
+    Procore's reference marks them: 400 without the list, 404 when the code is not in it)."""
+    company_id = _company_param()
+    ccl = _list_of(company_id, require_param("standard_cost_code_list_id"))
+    code = _standard_code(company_id, code_id)
+    if code["standard_cost_code_list_id"] != ccl["id"]:
+        raise not_found("Standard cost code")
     return jsonify(serialize_standard_code(code, _view()))
 
 
