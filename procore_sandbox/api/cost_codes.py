@@ -129,6 +129,12 @@ def _validate_code(
     if "parent_id" in attrs:
         attrs["parent_id"] = parent["id"] if parent else None
     code = str(merged["code"]).strip()
+    if parent and code.startswith(f"{parent['full_code']}-"):
+        # Create/update take the segment only (for 02-300 under 02: "300"); Procore would
+        # otherwise store 02-02-300, so the stricter reading refuses it.
+        raise ValidationError(
+            {"code": [f"must be the segment without its parent's code ({parent['full_code']}-)"]}
+        )
     attrs["full_code"] = f"{parent['full_code']}-{code}" if parent else code
     with store.lock:
         for other in store.table(table).values():

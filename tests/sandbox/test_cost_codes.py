@@ -41,3 +41,43 @@ def test_standard_code_show_needs_its_list_and_is_not_found_in_another(procore):
         params={"company_id": procore.company_id, "standard_cost_code_list_id": other["id"]},
     )
     assert elsewhere.status_code == 404
+
+
+def _project_with_codes(procore) -> dict:
+    return procore.first_project()
+
+
+def _project_code(procore, project_id: int, full_code: str) -> dict:
+    listed = procore.get("/rest/v1.0/cost_codes", params={"project_id": project_id}).json()
+    return next(c for c in listed if c["full_code"] == full_code)
+
+
+def test_project_cost_code_create_takes_the_segment_and_refuses_the_full_code(procore):
+    # procore-api.md §8.5: POST /cost_codes takes `code` as the segment only (for 02-300 send
+    # "300" with parent_id); full_code is built from the parent's. §7.2: a refusal is a 422
+    # with {"errors": {field: [messages]}}.
+    project = _project_with_codes(procore)
+    division = _project_code(procore, project["id"], "03")
+    created = procore.post(
+        "/rest/v1.0/cost_codes",
+        json={"project_id": project["id"],
+              "cost_code": {"code": "950", "name": "Curing", "parent_id": division["id"]}},
+    )  # fmt: skip
+    assert created.status_code == 201
+    assert (created.json()["code"], created.json()["full_code"]) == ("950", "03-950")
+    assert created.json()["parent"] == {"id": division["id"]}
+    root = procore.post(
+        "/rest/v1.0/cost_codes",
+        json={"project_id": project["id"], "cost_code": {"code": "77", "name": "Extras"}},
+    )
+    assert root.status_code == 201 and root.json()["full_code"] == "77"
+
+    refused = procore.post(
+        "/rest/v1.0/cost_codes",
+        json={"project_id": project["id"],
+              "cost_code": {"code": "03-960", "name": "Full code", "parent_id": division["id"]}},
+    )  # fmt: skip
+    assert refused.status_code == 422
+    assert list(refused.json()["errors"]) == ["code"]
+    listed = procore.get("/rest/v1.0/cost_codes", params={"project_id": project["id"]}).json()
+    assert not any(c["full_code"].endswith("960") for c in listed)
