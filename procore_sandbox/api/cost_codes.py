@@ -458,8 +458,10 @@ def copy_from_standard_list():
 
 # -- line item types ---------------------------------------------------------------------
 LIT_FIELDS = ("name", "code", "base_type", "origin_id", "origin_data")
-BASE_TYPES = {"labor", "equipment", "materials", "commitment", "owner_cost",
-              "professional_services", "other"}  # fmt: skip
+# Procore's OpenAPI enum for base_type. The timecard tutorial speaks of a `labor` base type,
+# but the sources disagree; the stricter reading refuses anything outside the enum.
+BASE_TYPES = {"equipment", "materials", "commitment", "owner_cost", "professional_services",
+              "other"}  # fmt: skip
 
 
 def serialize_line_item_type(row: dict) -> dict:

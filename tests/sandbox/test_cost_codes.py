@@ -81,3 +81,37 @@ def test_project_cost_code_create_takes_the_segment_and_refuses_the_full_code(pr
     assert list(refused.json()["errors"]) == ["code"]
     listed = procore.get("/rest/v1.0/cost_codes", params={"project_id": project["id"]}).json()
     assert not any(c["full_code"].endswith("960") for c in listed)
+
+
+def test_line_item_types_use_only_the_documented_base_types(procore):
+    # procore-api.md §8.5 (last paragraphs): OAS26's base_type enum is equipment, materials,
+    # commitment, owner_cost, professional_services, other; `labor` is not in it (the sources
+    # disagree), so the sandbox seeds and accepts only the enum.
+    documented = {"equipment", "materials", "commitment", "owner_cost", "professional_services",
+                  "other"}  # fmt: skip
+    listed = procore.get(
+        "/rest/v1.0/line_item_types", params={"company_id": procore.company_id}
+    ).json()
+    assert {t["name"] for t in listed} >= {"Labor", "Materials"}
+    assert {t["base_type"] for t in listed} <= documented
+
+    refused = procore.post(
+        "/rest/v1.0/line_item_types",
+        json={"company_id": procore.company_id,
+              "line_item_type": {"name": "Crew labour", "code": "CL", "base_type": "labor"}},
+    )  # fmt: skip
+    assert refused.status_code == 422 and "base_type" in refused.json()["errors"]
+    synced = procore.patch(
+        "/rest/v1.0/line_item_types/sync",
+        json={"company_id": procore.company_id,
+              "updates": [{"origin_id": "lit-1", "name": "Crew", "code": "CR",
+                           "base_type": "labor"}]},
+    )  # fmt: skip
+    assert synced.json()["entities"] == []
+    assert "base_type" in synced.json()["errors"][0]["errors"]
+    accepted = procore.post(
+        "/rest/v1.0/line_item_types",
+        json={"company_id": procore.company_id,
+              "line_item_type": {"name": "Crew labour", "code": "CL", "base_type": "other"}},
+    )  # fmt: skip
+    assert accepted.status_code == 201
