@@ -211,7 +211,8 @@ class _Builder:
             company_id=company["id"],
             name="Labor",
             code="L",
-            base_type="labor",
+            # Procore's OpenAPI enum has no "labor": a labour cost type is known by its name.
+            base_type="other",
             origin_id=None,
             origin_data=None,
         )

@@ -129,6 +129,12 @@ def _validate_code(
     if "parent_id" in attrs:
         attrs["parent_id"] = parent["id"] if parent else None
     code = str(merged["code"]).strip()
+    if parent and code.startswith(f"{parent['full_code']}-"):
+        # Create/update take the segment only (for 02-300 under 02: "300"); Procore would
+        # otherwise store 02-02-300, so the stricter reading refuses it.
+        raise ValidationError(
+            {"code": [f"must be the segment without its parent's code ({parent['full_code']}-)"]}
+        )
     attrs["full_code"] = f"{parent['full_code']}-{code}" if parent else code
     with store.lock:
         for other in store.table(table).values():
@@ -183,8 +189,13 @@ def _standard_code(company_id: int, code_id: int) -> dict:
 
 @bp.get("/v1.0/standard_cost_codes/<int:code_id>")
 def show_standard_code(code_id: int):
-    """One standard cost code."""
-    code = _standard_code(_company_param(), code_id)
+    """One standard cost code of ?company_id=&standard_cost_code_list_id= (both required, as
+    Procore's reference marks them: 400 without the list, 404 when the code is not in it)."""
+    company_id = _company_param()
+    ccl = _list_of(company_id, require_param("standard_cost_code_list_id"))
+    code = _standard_code(company_id, code_id)
+    if code["standard_cost_code_list_id"] != ccl["id"]:
+        raise not_found("Standard cost code")
     return jsonify(serialize_standard_code(code, _view()))
 
 
@@ -447,8 +458,10 @@ def copy_from_standard_list():
 
 # -- line item types ---------------------------------------------------------------------
 LIT_FIELDS = ("name", "code", "base_type", "origin_id", "origin_data")
-BASE_TYPES = {"labor", "equipment", "materials", "commitment", "owner_cost",
-              "professional_services", "other"}  # fmt: skip
+# Procore's OpenAPI enum for base_type. The timecard tutorial speaks of a `labor` base type,
+# but the sources disagree; the stricter reading refuses anything outside the enum.
+BASE_TYPES = {"equipment", "materials", "commitment", "owner_cost", "professional_services",
+              "other"}  # fmt: skip
 
 
 def serialize_line_item_type(row: dict) -> dict:

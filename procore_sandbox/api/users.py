@@ -12,6 +12,7 @@ from procore_sandbox.api.common import (
     ValidationError,
     apply_common_filters,
     as_origin_id,
+    bad_request,
     check_origin_unique,
     check_sync_size,
     find_origin,
@@ -65,7 +66,27 @@ def full_name(row: dict) -> str:
 
 
 def serialize_user(user: dict) -> dict:
-    """A company user as the v1.0 list/show returns it."""
+    """A company user as the list returns it (the "normal" view, OAS24 `CompanyUser7`)."""
+    return {
+        **_user_scalars(user),
+        "permission_template": None,
+        "company_permission_template": None,
+    }
+
+
+def serialize_user_show(user: dict) -> dict:
+    """A company user as show, create, update and sync return it (OAS24 `CompanyUser2`): the
+    list's scalars plus a few more, without the two permission-template objects."""
+    return {
+        **_user_scalars(user),
+        "is_insurance_manager": user.get("is_insurance_manager", False),
+        "default_permission_template_id": user.get("default_permission_template_id"),
+        "company_permission_template_id": user.get("company_permission_template_id"),
+        "locale": user.get("locale"),
+    }
+
+
+def _user_scalars(user: dict) -> dict:
     first, last = user.get("first_name"), user.get("last_name")
     return {
         "id": user["id"],
@@ -90,15 +111,17 @@ def serialize_user(user: dict) -> dict:
         "country_code": user.get("country_code"),
         "notes": user.get("notes"),
         "avatar": None,
+        "business_id": user.get("business_id"),
+        "contact_id": user.get("contact_id"),
+        "erp_integrated_accountant": user.get("erp_integrated_accountant", False),
         "last_login_at": user.get("last_login_at"),
+        "welcome_email_sent_at": user.get("welcome_email_sent_at"),
         "created_at": user["created_at"],
         "updated_at": user["updated_at"],
         "origin_id": user.get("origin_id"),
         "origin_data": user.get("origin_data"),
         "work_classification_id": user.get("work_classification_id"),
         "vendor": user.get("vendor"),
-        "permission_template": None,
-        "company_permission_template": None,
     }
 
 
@@ -203,7 +226,25 @@ def _company_user(company_id: int, user_id: int) -> dict:
     return user
 
 
-def _list_users(company_id: int, active: bool):
+USER_VIEWS = ("normal", "extended", "ids_only")
+
+
+def _list_serializer(version: str):
+    """The list item shape for this version: v1.3 takes `view` (ids_only, extended, normal;
+    default normal); earlier versions have no `view` and ignore it, as Rails ignores unknown
+    params. An unknown view on v1.3 is refused (the stricter reading)."""
+    if version != "v1.3":
+        return serialize_user
+    view = request.args.get("view") or "normal"
+    if view not in USER_VIEWS:
+        raise bad_request("view must be one of: extended, ids_only, normal")
+    if view == "ids_only":
+        return lambda user: {"id": user["id"]}
+    return serialize_user  # extended: Procore documents no extra fields, so normal's
+
+
+def _list_users(company_id: int, active: bool, version: str = "v1.0"):
+    serialize = _list_serializer(version)
     rows = [
         u
         for u in current_store().select_by("users", "company_id", company_id)
@@ -219,13 +260,13 @@ def _list_users(company_id: int, active: bool):
     )
     if vendor_ids:
         rows = [u for u in rows if str((u.get("vendor") or {}).get("id")) in set(vendor_ids)]
-    return paginate(rows, serialize_user)
+    return paginate(rows, serialize)
 
 
 @bp.get(f"/{VERSIONS}/companies/<int:company_id>/users")
 def list_users(version: str, company_id: int):
     """Active directory users of a company."""
-    return _list_users(scoped_company(company_id), active=True)
+    return _list_users(scoped_company(company_id), active=True, version=version)
 
 
 @bp.get("/v1.0/companies/<int:company_id>/users/inactive")
@@ -237,7 +278,7 @@ def list_inactive_users(company_id: int):
 @bp.get(f"/{VERSIONS}/companies/<int:company_id>/users/<int:user_id>")
 def show_user(version: str, company_id: int, user_id: int):
     """One directory user."""
-    return jsonify(serialize_user(_company_user(scoped_company(company_id), user_id)))
+    return jsonify(serialize_user_show(_company_user(scoped_company(company_id), user_id)))
 
 
 @bp.post(f"/{VERSIONS}/companies/<int:company_id>/users")
@@ -246,7 +287,7 @@ def create_user_view(version: str, company_id: int):
     company_id = scoped_company(company_id)
     attrs = wrapped(json_body(), "user")
     user = create_user(current_store(), company_id, attrs, source_app())
-    return jsonify(serialize_user(user)), 201
+    return jsonify(serialize_user_show(user)), 201
 
 
 @bp.patch(f"/{VERSIONS}/companies/<int:company_id>/users/<int:user_id>")
@@ -254,7 +295,7 @@ def update_user_view(version: str, company_id: int, user_id: int):
     """Partial update of a directory user."""
     user = _company_user(scoped_company(company_id), user_id)
     attrs = wrapped(json_body(), "user")
-    return jsonify(serialize_user(update_user(current_store(), user, attrs, source_app())))
+    return jsonify(serialize_user_show(update_user(current_store(), user, attrs, source_app())))
 
 
 @bp.patch(f"/{VERSIONS}/companies/<int:company_id>/users/sync")
@@ -279,7 +320,7 @@ def sync_users(version: str, company_id: int):
         update=lambda user, item: update_user(
             store, user, {k: v for k, v in item.items() if k != "id"}, source_app()
         ),
-        serialize=serialize_user,
+        serialize=serialize_user_show,
     )
     return jsonify(result)
 

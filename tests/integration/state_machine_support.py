@@ -500,7 +500,7 @@ def record_disagreements(world: World) -> list[str]:
             )
         )
     }
-    pc = world.procore_company_id
+    settings = sync.settings_for(world.company_id)
     for entity, model in (("user", User), ("project", Project)):
         pairs = db.session.execute(
             sa.select(ProcoreLink, model)
@@ -517,7 +517,7 @@ def record_disagreements(world: World) -> list[str]:
                 if deleted and record.active:
                     problems.append(f"{entity} {record.id} deleted in Procore but active")
                 continue
-            path, params = sync.show_endpoint(entity, pc, link.procore_id)
+            path, params = sync.show_endpoint(entity, settings, link.procore_id)
             reply = world.person_get(path, params)
             if reply.status_code == 404:
                 problems.append(f"{entity} {record.id} deleted in Procore, nothing shows it")

@@ -64,6 +64,34 @@ def test_step5_lists_the_procore_line_item_types_and_saves_the_labour_choice(
     assert f'<option value="{chosen["Labor"]}" selected>Labor (L)</option>' in page
 
 
+def test_step5_suggests_labour_types_by_name_or_code_and_labor_base_type(
+    admin_client, company, admin, chosen, monkeypatch
+):
+    """Procore's documented base types have no labour value: the labour cost type is found by
+    its name or code (any case), and base_type "labor" still counts where Procore sends it."""
+    listed = [
+        {"id": 11, "name": "Equipment", "code": "E", "base_type": "equipment"},
+        {"id": 12, "name": "LABOUR", "code": "X1", "base_type": "other"},
+        {"id": 13, "name": "Field crew", "code": "lab", "base_type": "other"},
+        {"id": 14, "name": "Site work", "code": "SW", "base_type": "labor"},
+        {"id": 15, "name": "Other costs", "code": "O", "base_type": "other"},
+    ]
+    monkeypatch.setattr(
+        imports,
+        "client_page_fetcher",
+        lambda company_id: lambda path, params, page, per_page: (listed, len(listed)),
+    )
+    page = admin_client.get(f"{SETUP}/step/5", headers=HX).get_data(as_text=True)
+    for labour in ('value="13">Field crew (lab)</option>', 'value="12">LABOUR (X1)</option>',
+                   'value="14">Site work (SW)</option>'):  # fmt: skip
+        assert labour in page
+    assert 'value="11">Equipment (E) (not a labour type)</option>' in page
+    assert 'value="15">Other costs (O) (not a labour type)</option>' in page
+    assert page.index("Field crew") < page.index("LABOUR") < page.index("Site work")
+    assert page.index("Site work") < page.index("Equipment")
+    assert "selected" not in page.split('id="labor_line_item_type_id"')[1].split("</select>")[0]
+
+
 def test_choosing_none_clears_the_saved_line_item_type(admin_client, company, admin, chosen):
     admin_client.post(
         f"{SETUP}/sync", data={**STEP5, "labor_line_item_type_id": chosen["Labor"]}, headers=HX
@@ -134,7 +162,7 @@ def test_procore_error_shows_in_the_field_and_the_other_settings_still_save(
 
 
 def test_pushed_entry_carries_the_configured_line_item_type(world):
-    labor = world.sandbox.one("line_item_types", base_type="labor")
+    labor = world.sandbox.one("line_item_types", name="Labor")
     world.settings.labor_line_item_type_id = labor["id"]
     world.settings.labor_line_item_type_name = labor["name"]
     db.session.commit()
@@ -156,7 +184,7 @@ def test_pushed_entry_has_no_line_item_type_when_none_is_configured(world):
 
 
 def test_bulk_created_entries_carry_the_line_item_type_too(world):
-    labor = world.sandbox.one("line_item_types", base_type="labor")
+    labor = world.sandbox.one("line_item_types", name="Labor")
     world.settings.labor_line_item_type_id = labor["id"]
     world.settings.use_bulk_timecards = True
     db.session.commit()

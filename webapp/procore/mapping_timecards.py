@@ -169,6 +169,26 @@ def cost_code_segment(full_code: str) -> str:
     return full_code.rsplit("-", 1)[-1] if "-" in full_code else full_code
 
 
+def cost_code_parts(full_code: str, parent_code: str | None = None) -> tuple[str | None, str]:
+    """(the parent's full code, or None for a root; the segment Procore's create takes).
+
+    Procore builds a project code's full code as its parent's full code + "-" + the segment,
+    so '03-300' is created as '300' under '03'. A known parent whose code prefixes ours wins
+    (for '03-300-010' under '03-300' the segment is '010'); otherwise the parent is what
+    comes before the last '-'.
+    """
+    full_code = full_code.strip()
+    if (
+        parent_code
+        and full_code.startswith(f"{parent_code}-")
+        and len(full_code) > len(parent_code) + 1
+    ):
+        return parent_code, full_code[len(parent_code) + 1 :]
+    if "-" not in full_code.strip("-"):
+        return None, full_code
+    return full_code.rsplit("-", 1)[0], cost_code_segment(full_code)
+
+
 def party_ids_by_user(people: Iterable[dict]) -> dict[int, int]:
     """{procore user id: person id (party_id)} for people that have a login."""
     return {

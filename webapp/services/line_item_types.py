@@ -4,6 +4,23 @@ from webapp.services import imports
 
 PER_PAGE = 100
 MAX_PAGES = 5  # companies keep a handful of cost types; stop well before a runaway listing
+# Procore's documented base_type values have no labour value (a company's labour cost type
+# usually has base_type "other"), so a labour type is known by its name or code; "labor" as a
+# base_type is still honoured where Procore sends it.
+LABOUR_NAMES = {"labor", "labour"}
+LABOUR_CODES = {"l", "lab", "labor", "labour"}
+
+
+def is_labour(item: dict) -> bool:
+    """Whether a Procore line item type looks like the labour cost type (a suggestion only)."""
+
+    def text(key: str) -> str:
+        value = item.get(key)
+        return value.strip().lower() if isinstance(value, str) else ""
+
+    return (
+        text("base_type") == "labor" or text("name") in LABOUR_NAMES or text("code") in LABOUR_CODES
+    )
 
 
 def company_line_item_types(company_id: int) -> list[dict]:
@@ -27,7 +44,7 @@ def company_line_item_types(company_id: int) -> list[dict]:
             "id": item["id"],
             "name": str(item.get("name") or item.get("code") or item["id"]),
             "code": item.get("code"),
-            "labor": item.get("base_type") == "labor",
+            "labor": is_labour(item),
         }
         for item in found
         if isinstance(item, dict) and isinstance(item.get("id"), int)

@@ -652,38 +652,78 @@ class Pusher:
         return self._create_project_cost_code(f, procore_project_id, standard_id)
 
     def _create_project_cost_code(self, f: _Facts, procore_project_id: int, standard_id) -> int:
-        code = f.cost_code
+        return self._create_code(f, f.cost_code, procore_project_id, standard_id)
+
+    def _create_code(self, f: _Facts, code: CostCode, procore_project_id: int, standard_id) -> int:
+        """Create `code` in the Procore project under its division (found or created first).
+
+        Procore's create takes the segment with the parent's id (for 03-100: "100" under the
+        project's "03") and builds the full code itself; a full code sent alone would become
+        a root code that no longer sits under its division.
+        """
         errors = _errors()
-        origin = f"crewclock-costcode-{code.id}-{procore_project_id}"
+        parent = db.session.get(CostCode, code.parent_id) if code.parent_id else None
+        if parent is not None and parent.company_id != self.company_id:
+            parent = None
+        division_code, segment = mapping.cost_code_parts(code.code, parent.code if parent else None)
+        body = {"code": segment, "name": code.name, "standard_cost_code_id": standard_id}
+        if division_code is not None:
+            body["parent_id"] = self._project_division(f, code, division_code, procore_project_id)
+        body["origin_id"] = f"crewclock-costcode-{code.id}-{procore_project_id}"
         try:
             created = self._call(
                 lambda: self.client.post(
                     "/rest/v1.0/cost_codes",
-                    json={
-                        "project_id": procore_project_id,
-                        "cost_code": {
-                            "code": code.code,
-                            "name": code.name,
-                            "standard_cost_code_id": standard_id,
-                            "origin_id": origin,
-                        },
-                    },
+                    json={"project_id": procore_project_id, "cost_code": body},
                 )
             )
-        except (errors.ProcoreOutcomeUnknown, errors.ProcoreValidationError):
+        except (errors.ProcoreOutcomeUnknown, errors.ProcoreValidationError) as exc:
             # It may exist now (lost reply, or made by an earlier run): look before giving up.
             codes = self._project_codes(procore_project_id, refresh=True)
             match = mapping.project_cost_code_id(codes, standard_id, code.code)
             if match is None:
+                said = ""
+                if isinstance(exc, errors.ProcoreValidationError):
+                    said = f" Procore said: {mapping.describe_errors(exc.body)}."
                 raise _NotMapped(
                     f"Procore did not accept cost code {code.code} for project "
-                    f"'{f.project.name}'. Add it in Procore.",
+                    f"'{f.project.name}'.{said} Add it in Procore.",
                     "cost_code",
                     code.id,
                 ) from None
             return match
         self.cache.cost_codes.setdefault(procore_project_id, []).append(created)
         return created["id"]
+
+    def _project_division(
+        self, f: _Facts, code: CostCode, division_code: str, procore_project_id: int
+    ) -> int:
+        """The Procore project's code for `division_code` (matched by full code or by the
+        standard code it was made from), created from our own division when missing."""
+        division = db.session.scalar(
+            sa.select(CostCode).where(
+                CostCode.company_id == self.company_id, CostCode.code == division_code
+            )
+        )
+        division_standard = None
+        if division is not None:
+            division_standard = _links(self.company_id, EntityType.COST_CODE, {division.id}).get(
+                division.id
+            )
+        found = mapping.project_cost_code_id(
+            self._project_codes(procore_project_id), division_standard, division_code
+        )
+        if found is not None:
+            return found
+        if division is None:
+            raise _NotMapped(
+                f"Cost code {code.code} belongs under {division_code}, which is neither in "
+                f"Procore project '{f.project.name}' nor among Crewclock's cost codes. Add "
+                f"{division_code} in either place.",
+                "cost_code",
+                code.id,
+            )
+        return self._create_code(f, division, procore_project_id, division_standard)
 
     def _time_types(self, procore_project_id: int) -> dict[str, int]:
         # Timecard time types are company-wide; any linked project lists them.

@@ -220,12 +220,22 @@ def list_endpoints(entity: str, settings: IntegrationSettings, full: bool) -> li
     ]
 
 
-def show_endpoint(entity: str, pc: int, procore_id: int) -> tuple[str, dict]:
+def show_endpoint(
+    entity: str, settings: IntegrationSettings, procore_id: int
+) -> tuple[str, dict] | None:
+    """(path, params) that fetch one record by id; None when it cannot be asked for."""
+    pc = settings.procore_company_id
     if entity == USER:
         return f"/rest/v1.0/companies/{pc}/users/{procore_id}", {}
     if entity == PROJECT:
         return f"/rest/v1.0/projects/{procore_id}", {"company_id": pc}
-    return f"/rest/v1.0/standard_cost_codes/{procore_id}", {"company_id": pc}
+    if settings.standard_cost_code_list_id is None:
+        return None
+    # Procore only shows a standard cost code within a named list (400 without one).
+    return (
+        f"/rest/v1.0/standard_cost_codes/{procore_id}",
+        {"company_id": pc, "standard_cost_code_list_id": settings.standard_cost_code_list_id},
+    )
 
 
 class DateWatcher:
@@ -423,19 +433,61 @@ class Syncer:
         return seen
 
     def fetch_one(self, entity: str, procore_id: int) -> str:
-        """Fetch one linked record by id and apply it (404 = deleted in Procore)."""
-        from webapp.procore.errors import ProcoreNotFound
+        """Fetch one linked record by id and apply it; the outcome, in a few words.
 
-        path, params = show_endpoint(entity, self.pc, procore_id)
+        A user or project Procore answers 404 for is deleted there. A cost code is only
+        looked up within the chosen list, so a 404 may just mean it sits in another list:
+        only a complete listing of the list (the full reconciliation) may retire it. Procore
+        refusing the request (400/422) is a failed item of the run, with Procore's words.
+        """
+        from webapp.procore.errors import ProcoreNotFound, ProcoreValidationError, body_message
+
+        endpoint = show_endpoint(entity, self.settings, procore_id)
+        if endpoint is None:
+            return "ignored: no standard cost code list chosen"
+        path, params = endpoint
         try:
             payload = self.client.get(path, params)
         except ProcoreNotFound:
-            self.mark_missing(entity, set(), only={procore_id})
-            return "deleted"
+            if entity != COST_CODE:
+                self.mark_missing(entity, set(), only={procore_id})
+                return "deleted"
+            reason = (
+                "Procore did not find it in the chosen cost code list; kept as it is until "
+                "the next full reconciliation lists the whole list."
+            )
+            if self._fetch_item(entity, procore_id, "skipped", reason):
+                self.tally.skipped += 1
+            return "not found: left to the full reconciliation"
+        except ProcoreValidationError as exc:
+            said = body_message(exc.body) or str(exc)
+            reason = f"Procore refused to show it (HTTP {exc.status}): {said}"
+            if self._fetch_item(entity, procore_id, "failed", reason):
+                self.tally.failed += 1
+            return f"failed: {reason}"[:200]
         if not isinstance(payload, dict):
             return "ignored"
         self.apply_payloads(entity, [payload])
         return "fetched"
+
+    def _fetch_item(self, entity: str, procore_id: int, outcome: str, reason: str) -> bool:
+        """Record a fetch-by-id problem as an item of the run; False if no longer linked."""
+        model = MODELS[entity]
+        found = db.session.execute(
+            sa.select(ProcoreLink, model)
+            .join(model, model.id == ProcoreLink.local_id)
+            .where(
+                ProcoreLink.company_id == self.company_id,
+                ProcoreLink.entity_type == EntityType(entity),
+                ProcoreLink.procore_id == procore_id,
+                model.company_id == self.company_id,
+            )
+        ).first()
+        if found is None:
+            return False
+        link, record = found
+        self._item(entity, link, _label(entity, record), outcome, reason)
+        return True
 
     def apply_payloads(self, entity: str, payloads: Iterable[dict]) -> set[int]:
         """Apply a page of Procore records to their linked records; the ids seen."""
