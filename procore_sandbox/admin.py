@@ -89,6 +89,53 @@ def config_view():
     )
 
 
+COMPANY_SETTINGS = ("projects_timecard_in_out_enabled", "rounding_configuration")
+
+
+def _company_settings_view(store, company_id: int) -> dict:
+    from procore_sandbox.api.company_settings import in_out_enabled, rounding_configuration
+
+    return {
+        "company_id": company_id,
+        "projects_timecard_in_out_enabled": in_out_enabled(store, company_id),
+        "rounding_configuration": rounding_configuration(store, company_id),
+    }
+
+
+@bp.route("/companies/<int:company_id>/settings", methods=["GET", "POST", "PATCH"])
+def company_settings_view(company_id: int):
+    """Show or change a company's timecard settings: {"projects_timecard_in_out_enabled":
+    bool, "rounding_configuration": {enabled, interval_minutes, time_in_rounding,
+    time_out_rounding}} (rounding fields not given keep their values)."""
+    from procore_sandbox.api.company_settings import check_rounding, rounding_configuration
+
+    store = current().store
+    if store.get("companies", company_id) is None:
+        return _error("no such company", 404)
+    if request.method != "GET":
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return _error("body must be a JSON object")
+        changes = {}
+        for key, value in body.items():
+            if key not in COMPANY_SETTINGS:
+                return _error(f"{key} is not a company setting")
+            if key == "projects_timecard_in_out_enabled":
+                if not isinstance(value, bool):
+                    return _error(f"{key} must be true or false")
+                changes[key] = value
+            else:
+                if not isinstance(value, dict):
+                    return _error("rounding_configuration must be an object")
+                try:
+                    current_rules = rounding_configuration(store, company_id)
+                    changes[key] = check_rounding({**current_rules, **value})
+                except ValueError as exc:
+                    return _error(str(exc))
+        store.update("companies", company_id, changes, notify=False, touch=False)
+    return jsonify(_company_settings_view(store, company_id))
+
+
 @bp.get("/stats")
 def stats():
     """Request counts per method + route template, per status, and 429s."""

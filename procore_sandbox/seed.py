@@ -326,6 +326,17 @@ def _seed_demo(store: Store) -> None:
         )
         b.copy_codes(project, other_codes)
     b.company_basics(other)
+    # Timecard settings (procore_sandbox/api/company_settings.py): Summit's timesheets take
+    # total hours, as Crewclock's demo and tests send by default; Ridgeline's take start and
+    # stop times, rounded to the nearest 15 minutes, so both forms and rounding can be tried.
+    main["projects_timecard_in_out_enabled"] = False
+    other["projects_timecard_in_out_enabled"] = True
+    other["rounding_configuration"] = {
+        "enabled": True,
+        "interval_minutes": 15,
+        "time_in_rounding": "nearest",
+        "time_out_rounding": "nearest",
+    }
     b.commit()
 
 

@@ -309,10 +309,10 @@ _register(
             ("Status", lambda r: r.get("approval_status") or ""),
         ],
         create=lambda store, company, project, attrs: timecard_api.create_entry(
-            store, project, attrs, require_date=True
+            store, project, attrs, require_date=True, enforce_mode=False, version="form"
         ),
         update=lambda store, record, attrs: timecard_api.update_entry(
-            store, record, attrs, require_date=False
+            store, record, attrs, require_date=False, enforce_mode=False, version="form"
         ),
         delete=lambda store, record: timecard_api.delete_entry(store, record, None),
         search=("date", "description", "approval_status"),

@@ -34,6 +34,7 @@ def _api_error(exc: ApiError):
 
 from procore_sandbox.api import (  # noqa: E402,F401  (routes register on import)
     companies,
+    company_settings,
     cost_codes,
     projects,
     timecards,

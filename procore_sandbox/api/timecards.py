@@ -3,6 +3,14 @@
 Hours are computed from time_in/time_out/lunch_time when not given and always returned as a
 string. Approved or completed entries are locked: any update or delete answers 422.
 There is no sync endpoint and no origin_id upsert for timecard entries (as in Procore).
+
+Where Procore's docs are unsure the sandbox takes the stricter reading:
+- `origin_id` is an integer on the v1.0 endpoints (a JSON number; anything else is 422) and
+  comes back as a number there; v1.1 bulk_create takes and returns strings.
+- The company's time-entry setting (`projects_timecard_in_out_enabled`) decides the form the
+  API accepts: with in/out on, time_in and time_out are required and `hours` is refused; with
+  it off, `hours` is required and time_in/time_out/lunch_time are refused.
+- time_in/time_out are stored after the company's rounding rules (hours recomputed from them).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from procore_sandbox.api.common import (
     source_app,
     wrapped,
 )
+from procore_sandbox.api.company_settings import in_out_enabled, round_time
 from procore_sandbox.api.projects import _project_of
 from procore_sandbox.context import current_store
 from procore_sandbox.store import Store
@@ -56,6 +65,11 @@ LOCKED_STATUSES = ("approved", "completed")
 BULK_CREATE_MAX = 25  # v1.1 project bulk_create
 COMPANY_BULK_MAX = 100  # not documented by Procore; the sandbox picks a strict cap
 TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+V1_0, V1_1 = "v1.0", "v1.1"
+MAX_BIGINT = 2**63 - 1
+START_STOP_FIELDS = ("time_in", "time_out", "lunch_time")
+IN_OUT_ON = "cannot be set: this company's timesheets take start and stop times"
+IN_OUT_OFF = "cannot be set: this company's timesheets take total hours"
 
 
 def format_hours(value: Decimal) -> str:
@@ -105,8 +119,14 @@ def build_entry(
     own: dict | None,
     *,
     require_date: bool,
+    version: str = V1_0,
+    enforce_mode: bool = True,
 ) -> dict:
-    """Validate timecard attributes against the project and return the changes to store."""
+    """Validate timecard attributes against the project and return the changes to store.
+
+    `version` picks the origin_id type (integer on v1.0, string on v1.1); `enforce_mode`
+    refuses the form the company's time-entry setting does not take (API calls do, the
+    sandbox's own web form does not)."""
     if own is not None and own.get("approval_status") in LOCKED_STATUSES:
         raise ValidationError(
             {"base": [f"Timecard entry is {own['approval_status']} and cannot be changed"]}
@@ -127,9 +147,12 @@ def build_entry(
         clean["date"] = today(store)
     day = clean.get("date") or (own or {}).get("date") or today(store)
 
+    if enforce_mode:
+        _check_entry_form(store, company_id, attrs, own, errors)
     for field in ("time_in", "time_out"):
         if field in attrs:
-            clean[field] = _parse_time(attrs[field], day, field, errors)
+            parsed = _parse_time(attrs[field], day, field, errors)
+            clean[field] = round_time(store, company_id, parsed, field)
     if "lunch_time" in attrs:
         raw = attrs["lunch_time"]
         if raw in (None, ""):
@@ -207,10 +230,53 @@ def build_entry(
         if field in attrs:
             clean[field] = None if attrs[field] is None else str(attrs[field])
     if "origin_id" in attrs:
-        clean["origin_id"] = as_origin_id(attrs["origin_id"])
+        if version == V1_0:
+            clean["origin_id"] = _integer_origin_id(attrs["origin_id"], errors)
+        else:
+            clean["origin_id"] = as_origin_id(attrs["origin_id"])
     if errors:
         raise ValidationError(errors)
     return clean
+
+
+def _given(attrs: dict, field: str) -> bool:
+    return field in attrs and attrs[field] not in (None, "")
+
+
+def _check_entry_form(store: Store, company_id: int, attrs: dict, own, errors: dict) -> None:
+    """Refuse the form the company's time-entry setting does not take."""
+    if in_out_enabled(store, company_id):
+        if _given(attrs, "hours"):
+            errors["hours"] = [f"{IN_OUT_ON} (time_in, time_out, lunch_time)"]
+        if own is None:
+            for field in ("time_in", "time_out"):
+                if not _given(attrs, field):
+                    errors[field] = ["can't be blank: this company's timesheets take start "
+                                     "and stop times"]  # fmt: skip
+    else:
+        for field in START_STOP_FIELDS:
+            if _given(attrs, field):
+                errors[field] = [f"{IN_OUT_OFF} (hours)"]
+
+
+def _integer_origin_id(value, errors: dict) -> str | None:
+    """A v1.0 origin_id: a JSON integer (stored as its decimal text), or null."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        errors["origin_id"] = ["must be an integer"]
+        return None
+    if not 0 <= value <= MAX_BIGINT:
+        errors["origin_id"] = ["is out of range"]
+        return None
+    return str(value)
+
+
+def _origin_for(value, version: str):
+    """The stored origin_id as the API version shows it (a number on v1.0 when it is one)."""
+    if version == V1_0 and isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
 
 
 def new_entry_record(project: dict, clean: dict, created_by_id: int | None) -> dict:
@@ -242,17 +308,45 @@ def new_entry_record(project: dict, clean: dict, created_by_id: int | None) -> d
     return record
 
 
-def create_entry(store, project, attrs, *, require_date, source_app_id=None, created_by=None):
-    """Validate and add one timecard entry."""
-    clean = build_entry(store, project, attrs, None, require_date=require_date)
+def create_entry(
+    store,
+    project,
+    attrs,
+    *,
+    require_date,
+    source_app_id=None,
+    created_by=None,
+    enforce_mode=True,
+    version=V1_0,
+):
+    """Validate and add one timecard entry (through v1.0, or the web form)."""
+    clean = build_entry(
+        store,
+        project,
+        attrs,
+        None,
+        require_date=require_date,
+        enforce_mode=enforce_mode,
+        version=version,
+    )
     record = new_entry_record(project, clean, created_by)
     return store.insert("timecard_entries", record, source_application_id=source_app_id)
 
 
-def update_entry(store, entry, attrs, *, require_date, source_app_id=None):
+def update_entry(
+    store, entry, attrs, *, require_date, source_app_id=None, enforce_mode=True, version=V1_0
+):
     """Validate and apply a partial update (422 when the entry is approved/completed)."""
     project = store.get("projects", entry["project_id"])
-    clean = build_entry(store, project, attrs, entry, require_date=require_date)
+    clean = build_entry(
+        store,
+        project,
+        attrs,
+        entry,
+        require_date=require_date,
+        enforce_mode=enforce_mode,
+        version=version,
+    )
     return store.update("timecard_entries", entry["id"], clean, source_application_id=source_app_id)
 
 
@@ -272,7 +366,7 @@ def _person_name(row: dict | None) -> str | None:
     return " ".join(p for p in (row.get("first_name"), row.get("last_name")) if p)
 
 
-def serialize_entry(entry: dict, store: Store | None = None) -> dict:
+def serialize_entry(entry: dict, store: Store | None = None, version: str = V1_0) -> dict:
     """A timecard entry with its nested objects (project and company shapes combined)."""
     store = store or current_store()
     code = store.get("cost_codes", entry["cost_code_id"]) if entry.get("cost_code_id") else None
@@ -302,7 +396,7 @@ def serialize_entry(entry: dict, store: Store | None = None) -> dict:
         "approval_status": entry.get("approval_status", "pending"),
         "in_progress": entry.get("in_progress", False),
         "timecard_type": "timecard",
-        "origin_id": entry.get("origin_id"),
+        "origin_id": _origin_for(entry.get("origin_id"), version),
         "origin_data": entry.get("origin_data"),
         "line_item_type_id": entry.get("line_item_type_id"),
         "cost_code": (
@@ -534,7 +628,7 @@ def delete_project_entry(project_id: int, entry_id: int):
 
 
 # -- bulk creates ------------------------------------------------------------------------
-def _bulk_validate(items, limit: int, resolve_project, require_date: bool):
+def _bulk_validate(items, limit: int, resolve_project, require_date: bool, version: str):
     """Validate every item first (all or nothing); returns [(project, clean)]."""
     if not isinstance(items, list) or not items:
         raise bad_request("timecard_entries must be a non-empty array")
@@ -548,7 +642,12 @@ def _bulk_validate(items, limit: int, resolve_project, require_date: bool):
                 raise ValidationError({"base": ["must be an object"]})
             project = resolve_project(item)
             prepared.append(
-                (project, build_entry(store, project, item, None, require_date=require_date))
+                (
+                    project,
+                    build_entry(
+                        store, project, item, None, require_date=require_date, version=version
+                    ),
+                )
             )
         except ApiError as exc:
             errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
@@ -571,7 +670,11 @@ def bulk_create_project_entries(project_id: int):
         return project
 
     prepared = _bulk_validate(
-        json_body().get("timecard_entries"), BULK_CREATE_MAX, resolve, require_date=False
+        json_body().get("timecard_entries"),
+        BULK_CREATE_MAX,
+        resolve,
+        require_date=False,
+        version=V1_1,
     )
     store = current_store()
     created = [
@@ -582,7 +685,8 @@ def bulk_create_project_entries(project_id: int):
         )
         for p, clean in prepared
     ]
-    return jsonify({"timecard_entries": [serialize_entry(e, store) for e in created]}), 201
+    body = {"timecard_entries": [serialize_entry(e, store, V1_1) for e in created]}
+    return jsonify(body), 201
 
 
 @bp.post("/v1.0/companies/<int:company_id>/timesheets")
@@ -603,7 +707,11 @@ def bulk_create_company_entries(company_id: int):
             raise ValidationError({"project_id": ["does not exist"]}) from None
 
     prepared = _bulk_validate(
-        json_body().get("timecard_entries"), COMPANY_BULK_MAX, resolve, require_date=True
+        json_body().get("timecard_entries"),
+        COMPANY_BULK_MAX,
+        resolve,
+        require_date=True,
+        version=V1_0,
     )
     store = current_store()
     created = [

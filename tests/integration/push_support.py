@@ -150,6 +150,15 @@ class World:
     def push(self, client=None, **options):
         return push.push_company(self.company.id, client=client or self.sandbox.client(), **options)
 
+    def procore_takes_start_stop(self, in_out: bool = True) -> None:
+        """Set the sandbox company's time-entry setting (as an admin would in Procore) and
+        let the next push read it again."""
+        self.sandbox.store.update(
+            "companies", self.sandbox.company_id, {"projects_timecard_in_out_enabled": in_out}
+        )
+        self.settings.procore_time_entry_read_at = None
+        db.session.commit()
+
     def link(self, entity: EntityType, local_id: int, procore_id: int) -> None:
         db.session.add(
             ProcoreLink(

@@ -44,7 +44,7 @@ from webapp.models.sync import ConflictPolicy, SyncConflict
 from webapp.procore import mapping
 from webapp.procore.client import CallStats, ProcoreClient
 from webapp.procore.crypto import token_cipher
-from webapp.procore.mapping_timecards import ORIGIN_PREFIX
+from webapp.procore.mapping_timecards import is_integer_origin
 from webapp.procore.tokens import ConnectionTokens
 from webapp.services import push, sync, sync_runs
 
@@ -389,7 +389,9 @@ def remote_entries(world: World, reachable: bool = False) -> list[dict]:
     return [
         e
         for e in world.store.select("timecard_entries")
-        if str(e.get("origin_id") or "").startswith(ORIGIN_PREFIX)
+        # Crewclock's origin ids are integers; nothing else here sets one. (No database
+        # read: an open read would block the other connections' writes on SQLite.)
+        if is_integer_origin(e.get("origin_id"))
         and (not reachable or e.get("project_id") in projects)
     ]
 

@@ -24,7 +24,8 @@ def check(world):
 
 
 def ours_in_procore(world) -> list[dict]:
-    return [e for e in world.sandbox.entries() if str(e["origin_id"]).startswith("crewclock-")]
+    origins = set(db.session.scalars(sa.select(ProcorePush.origin_id)))
+    return [e for e in world.sandbox.entries() if str(e["origin_id"]) in origins]
 
 
 def result_page(client, run) -> str:

@@ -16,6 +16,7 @@ from webapp.models import (
     TimecardTrigger,
     TimeEntryMode,
 )
+from webapp.procore import mapping_timecards as mapping
 from webapp.services import push
 from webapp.services import timecards as tc
 
@@ -55,7 +56,12 @@ def test_approved_card_becomes_one_procore_entry_with_the_right_fields(world):
     assert entry["hours"] == "7.5"
     assert entry["date"] == WEEK.isoformat()
     assert entry["description"] == "Forms at grid B"
-    assert entry["origin_id"] == f"crewclock-entry-{card.entries[0].id}"
+    db.session.refresh(world.settings)
+    namespace = world.settings.timecard_origin_namespace
+    # An integer origin id (Procore's v1.0 timecard schemas declare int): the company's
+    # random namespace, then the entry id.
+    assert entry["origin_id"] == mapping.origin_id_for(card.entries[0].id, namespace)
+    assert entry["origin_id"].isdigit() and int(entry["origin_id"]) < 2**53
     row = db.session.scalar(sa.select(ProcorePush))
     assert row.state == PushState.DONE and row.procore_id == entry["id"]
     assert result.created == 1
@@ -217,15 +223,30 @@ def test_deleted_procore_project_fails_with_a_clear_reason_and_nothing_is_half_s
     assert len(world.sandbox.entries()) == 1
 
 
-def test_start_stop_project_with_an_hours_only_entry_fails_saying_what_to_add(world):
+def test_procore_on_start_stop_times_fails_an_hours_only_entry_saying_what_to_add(world):
+    # The form follows Procore's time-entry setting, not the mode typed in on the project.
     card = world.approve(world.card(world.workers[0], entries=1))
-    world.project.time_entry_mode = TimeEntryMode.START_STOP
-    db.session.commit()
+    world.procore_takes_start_stop()
     world.push()
     badge = push.card_sync_states(world.company.id, [card.id])[card.id]
     assert badge.label == "Failed"
+    assert "Procore's timesheets take start and stop times" in badge.reason
     assert "start and end time" in badge.reason
     assert world.sandbox.entries() == []
+    assert world.sandbox.requests_to("POST", "timecard_entries") == 0  # nothing was sent
+
+    world.push()  # not retried by itself: it stays failed until someone changes something
+    assert push.card_sync_states(world.company.id, [card.id])[card.id].label == "Failed"
+
+
+def test_start_stop_project_sends_hours_when_procore_takes_total_hours(world):
+    card = world.approve(world.card(world.workers[0], entries=1, hours="6.50"))
+    world.project.time_entry_mode = TimeEntryMode.START_STOP  # the mode typed in here
+    db.session.commit()
+    world.push()
+    assert push.card_sync_states(world.company.id, [card.id])[card.id].label == "Sent"
+    [entry] = world.sandbox.entries()
+    assert entry["hours"] == "6.5" and entry["time_in"] is None
 
 
 def test_lost_reply_after_procore_committed_is_reconciled_by_origin_id(world):
@@ -262,7 +283,8 @@ def test_worker_killed_mid_send_leaves_a_row_that_the_rerun_reconciles(world):
     world.push()
 
     origins = sorted(e["origin_id"] for e in world.sandbox.entries())
-    assert origins == sorted(f"crewclock-entry-{e.id}" for e in card.entries)
+    namespace = world.settings.timecard_origin_namespace
+    assert origins == sorted(mapping.origin_id_for(e.id, namespace) for e in card.entries)
     assert states(world.company.id) == ["done", "done"]
 
 

@@ -31,11 +31,9 @@ def test_card_page_badge_goes_from_pending_to_sent_with_a_link_to_procore(world,
 
 
 def test_failed_entries_show_the_reason_per_entry_and_retry_sends_them(world, client):
-    from webapp.models import TimeEntryMode
 
     card = world.approve(world.card(world.workers[0], entries=1))
-    world.project.time_entry_mode = TimeEntryMode.START_STOP
-    db.session.commit()
+    world.procore_takes_start_stop()
     world.push()
     client.login(world.admin)
     page = card_page(client, card)
@@ -44,8 +42,9 @@ def test_failed_entries_show_the_reason_per_entry_and_retry_sends_them(world, cl
     detail = client.get(f"/time/procore/cards/{card.id}/detail", headers={"HX-Request": "true"})
     assert "start and end time" in detail.get_data(as_text=True)
 
-    world.project.time_entry_mode = TimeEntryMode.HOURS
-    db.session.commit()
+    world.sandbox.store.update(  # the admin switches Procore back to total hours
+        "companies", world.sandbox.company_id, {"projects_timecard_in_out_enabled": False}
+    )
     response = client.post(f"/time/procore/cards/{card.id}/retry", headers={"HX-Request": "true"})
     assert response.status_code == 200 and "Pending" in response.get_data(as_text=True)
     world.push()

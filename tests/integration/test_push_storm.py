@@ -14,6 +14,7 @@ from tests.integration.push_support import WEEK
 from webapp.extensions import db
 from webapp.models import ProcorePush, PushState, TimeCardStatus, TimeEntry, WorkType
 from webapp.models.push import WORK_STATES
+from webapp.procore import mapping_timecards as mapping
 from webapp.services import timecards as tc
 
 FAULTS = (
@@ -105,7 +106,9 @@ def test_fault_storm_ends_with_exactly_one_procore_entry_per_local_entry(world, 
     assert len(local_ids) == made == total
     assert len(origins) == total, "lost or duplicated entries"
     assert len(set(origins)) == total, "duplicates in Procore"
-    assert {int(o.rsplit("-", 1)[1]) for o in origins} == local_ids
+    assert all(o.isdigit() for o in origins), "integer origin ids (Procore v1.0 schemas)"
+    namespace = world.settings.timecard_origin_namespace
+    assert {mapping.entry_id_from_origin(o, namespace) for o in origins} == local_ids
     rows = list(db.session.scalars(sa.select(ProcorePush)))
     assert {r.state for r in rows} == {PushState.DONE}
     by_origin = {e["origin_id"]: e["id"] for e in remote}

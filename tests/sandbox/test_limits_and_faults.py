@@ -112,13 +112,13 @@ def test_dropped_reply_still_commits_the_write_in_process(procore):
         procore.post(
             f"/rest/v1.0/companies/{procore.company_id}/timecard_entries",
             json={"project_id": project["id"],
-                  "timecard_entry": {"date": "2026-02-02", "hours": 8, "origin_id": "77"}},
+                  "timecard_entry": {"date": "2026-02-02", "hours": 8, "origin_id": 77}},
         )  # fmt: skip
     listed = procore.get(
         f"/rest/v1.0/companies/{procore.company_id}/timecard_entries",
         params={"start_date": "2026-02-02", "end_date": "2026-02-02"},
     )
-    assert [e["origin_id"] for e in listed.json()] == ["77"]
+    assert [e["origin_id"] for e in listed.json()] == [77]
 
 
 def test_live_server_drops_the_connection_after_committing():

@@ -126,8 +126,9 @@ def test_record_ids_of_any_type_are_an_int_or_none(payload, odd_id):
 @FUZZ
 @given(rows=st.lists(PAYLOADS, max_size=5), origin=st.one_of(st.text(), JSON))
 def test_timecard_lookups_never_crash_on_odd_procore_rows(rows, origin):
-    assert tc.find_by_origin(rows, tc.origin_id_for(7)) in [*rows, None]
-    found = tc.entry_id_from_origin(origin if isinstance(origin, str) else None)
+    assert tc.find_by_origin(rows, tc.origin_id_for(7, 123456)) in [*rows, None]
+    assert tc.find_by_origin(rows, origin) in [*rows, None]
+    found = tc.entry_id_from_origin(origin, 123456)
     assert found is None or isinstance(found, int)
     codes = tc.time_type_ids(rows)
     assert all(isinstance(k, str) for k in codes)
@@ -178,6 +179,9 @@ FACTS = st.builds(
         st.sampled_from(["UTC", "America/Chicago", "Europe/Berlin", "", "America", "../x"]),
         st.text(max_size=20),
     ),
+    origin_id=st.one_of(
+        st.integers(min_value=0, max_value=2**53).map(str), st.just("crewclock-entry-9")
+    ),
 )
 REFS = st.builds(
     tc.ProcoreRefs,
@@ -197,7 +201,8 @@ def test_entry_payload_either_builds_a_body_or_says_why_not(facts, refs):
     except tc.EntryNotSendable as refused:
         assert str(refused)
         return
-    assert payload["origin_id"] == tc.origin_id_for(facts.entry_id)
+    assert tc.origin_key(payload["origin_id"]) == tc.origin_key(facts.origin_id)
+    assert str(tc.bulk_item(payload, 1)["origin_id"]) == str(payload["origin_id"])
     if facts.mode == tc.HOURS:
         assert Decimal("0") < Decimal(payload["hours"]) <= Decimal("24")
     else:

@@ -21,6 +21,7 @@ def facts(**overrides) -> m.EntryFacts:
         notes="Framing level 2",
         mode=m.HOURS,
         time_zone="America/New_York",
+        origin_id="123456000000042",
     )
     values.update(overrides)
     return m.EntryFacts(**values)
@@ -37,7 +38,7 @@ def test_hours_project_sends_hours_party_cost_code_time_type_and_origin():
     assert payload["cost_code_id"] == 3003
     assert payload["timecard_time_type_id"] == 4004
     assert payload["description"] == "Framing level 2"
-    assert payload["origin_id"] == "crewclock-entry-42"
+    assert payload["origin_id"] == 123456000000042  # a JSON number, as v1.0 declares it
     assert "entry 42" in payload["origin_data"]
     assert "time_in" not in payload
 
@@ -81,11 +82,37 @@ def test_payload_hash_changes_only_when_the_payload_does():
 
 
 def test_origin_id_round_trips_and_lookup_matches_strings_and_numbers():
-    assert m.entry_id_from_origin(m.origin_id_for(9)) == 9
+    origin = m.origin_id_for(9, 123456)
+    assert origin == "123456000000009"
+    assert m.entry_id_from_origin(origin, 123456) == 9
+    assert m.entry_id_from_origin(origin, 654321) is None  # another install's entry 9
     assert m.entry_id_from_origin("someone-else-9") is None
-    listed = [{"id": 1, "origin_id": None}, {"id": 2, "origin_id": "crewclock-entry-9"}]
+    assert m.entry_id_from_origin("crewclock-entry-9") == 9  # rows queued before integers
+    listed = [
+        {"id": 1, "origin_id": None},
+        {"id": 2, "origin_id": "crewclock-entry-9"},
+        {"id": 3, "origin_id": 123456000000009},
+        {"id": 4, "origin_id": "123456000000010"},
+    ]
     assert m.find_by_origin(listed, "crewclock-entry-9")["id"] == 2
     assert m.find_by_origin(listed, "crewclock-entry-10") is None
+    assert m.find_by_origin(listed, origin)["id"] == 3  # Procore echoed a number
+    assert m.find_by_origin(listed, 123456000000010)["id"] == 4  # ... or a string
+    assert set(m.index_by_origin(listed)) == {"crewclock-entry-9", origin, "123456000000010"}
+
+
+def test_origin_ids_are_integers_kept_exact_in_json_and_strings_in_bulk():
+    namespaces = {m.new_origin_namespace() for _ in range(50)}
+    assert len(namespaces) > 1  # random per company row
+    low, high = m.ORIGIN_NAMESPACES
+    largest = int(m.origin_id_for(m.ORIGIN_ENTRY_SPACE - 1, high - 1))
+    assert largest < 2**53 // 8  # far below what a JSON double keeps exact
+    assert m.origin_id_for(7, low) != m.origin_id_for(7, low + 1)  # two installs, entry 7
+    with pytest.raises(ValueError):
+        m.origin_id_for(m.ORIGIN_ENTRY_SPACE, low)  # would spill into another namespace
+    payload = m.entry_payload(facts(), REFS)
+    item = m.bulk_item(payload, 1001)
+    assert item["origin_id"] == "123456000000042" and item["project_id"] == 1001
 
 
 def test_project_cost_code_found_by_standard_code_then_by_code():

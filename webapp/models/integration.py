@@ -106,6 +106,16 @@ class IntegrationSettings(TimestampMixin, db.Model):
     labor_line_item_type_id: Mapped[int | None] = mapped_column(BigId)
     labor_line_item_type_name: Mapped[str | None] = mapped_column(sa.String(200))
     setup_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Random per company row, made once: the high digits of every timecard origin_id this
+    # install sends, so two Crewclock installs pushing into one Procore company never reuse
+    # one another's origin ids (see mapping_timecards.origin_id_for).
+    timecard_origin_namespace: Mapped[int | None]
+    # Procore's timesheet time-entry setting as the push last read it (company_configuration
+    # projects_timecard_in_out_enabled): True = start/stop times, False = total hours, None
+    # = not read yet. The problem says what Procore answered when it could not be read.
+    procore_timecard_in_out: Mapped[bool | None]
+    procore_time_entry_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    procore_time_entry_problem: Mapped[str | None] = mapped_column(sa.Text)
 
 
 class RunStatus(enum.StrEnum):

@@ -8,6 +8,7 @@ Procore copy can still be removed.
 
 import enum
 from datetime import date, datetime
+from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -93,6 +94,12 @@ class ProcorePush(IdMixin, TimestampMixin, db.Model):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     procore_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Procore's copy as it answered our last write (create, update, or the lookup that
+    # found a create whose reply was lost): a hash of its fields and its hours. Procore may
+    # store other times than we sent (its rounding rules), so later reads are compared with
+    # this, not with what we sent.
+    procore_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    procore_hours: Mapped[Decimal | None] = mapped_column(sa.Numeric(6, 2))
 
 
 class ProcoreLookup(IdMixin, db.Model):

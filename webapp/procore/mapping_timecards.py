@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+# Rows queued before origin ids became integers carry "crewclock-entry-<entry id>"; they are
+# still recognised in lookups, and get an integer id the next time they are sent.
 ORIGIN_PREFIX = "crewclock-entry-"
+# Timecard origin ids are integers (Procore's v1.0 timecard schemas declare origin_id as an
+# int; its v1.1 bulk_create takes the same digits as a string). One id is
+#     namespace * 10**9 + entry id
+# where the namespace is a random 6-digit number made once per Crewclock company row and
+# stored with its integration settings. Entry ids are unique within an install, so ids of one
+# install never repeat; the random namespace keeps two installs that push into one Procore
+# company (where origin ids must be unique) apart. The largest id, 999_999_999_999_999
+# (< 10**15), stays far below 2**53, so every JSON reader keeps it exact; the id reads as the
+# namespace followed by the zero-padded entry id.
+ORIGIN_ENTRY_SPACE = 10**9
+ORIGIN_NAMESPACES = (100_000, 1_000_000)  # [low, high)
 # Our work types -> Procore's abbreviated timecard time types (procore-api.md §8.6).
 TIME_TYPE_CODES = {"regular": "REG", "overtime": "OT", "double_time": "DT"}
 BULK_CREATE_MAX = 25  # v1.1 project_timecard_entries/bulk_create (procore-api.md §9.3)
@@ -40,8 +54,11 @@ class EntryFacts:
     break_minutes: int
     work_type: str
     notes: str | None
-    mode: str  # the project's time-entry mode: "hours" or "start_stop"
+    mode: str  # the form Procore takes: "hours" or "start_stop"
     time_zone: str  # the worker's zone; start/stop times are wall-clock times there
+    origin_id: str = ""  # the outbox row's origin id (digits, or a legacy string)
+    # Why start/stop is wanted, for the reason shown when the entry has only hours.
+    mode_source: str = "project"  # "procore" (its time-entry setting) or "project"
 
 
 @dataclass(frozen=True)
@@ -55,17 +72,60 @@ class ProcoreRefs:
     line_item_type_id: int | None = None
 
 
-def origin_id_for(entry_id: int) -> str:
-    """The stable origin_id Procore stores for our entry (the key of every lookup)."""
-    return f"{ORIGIN_PREFIX}{entry_id}"
+def new_origin_namespace() -> int:
+    """A random namespace for a company row's timecard origin ids (made once, then stored)."""
+    low, high = ORIGIN_NAMESPACES
+    return low + secrets.randbelow(high - low)
 
 
-def entry_id_from_origin(origin_id: str | None) -> int | None:
-    """Our entry id from an origin_id we wrote, else None."""
-    if not origin_id or not str(origin_id).startswith(ORIGIN_PREFIX):
+def origin_id_for(entry_id: int, namespace: int) -> str:
+    """The stable origin_id Procore stores for our entry (the key of every lookup), as the
+    digits kept on the outbox row."""
+    if not 0 < entry_id < ORIGIN_ENTRY_SPACE:
+        raise ValueError(f"entry id {entry_id} does not fit in a timecard origin id")
+    low, high = ORIGIN_NAMESPACES
+    if not low <= namespace < high:
+        raise ValueError(f"origin namespace {namespace} is out of range")
+    return str(namespace * ORIGIN_ENTRY_SPACE + entry_id)
+
+
+def origin_key(value: object) -> str | None:
+    """An origin_id as Procore echoed it (number or string) in one comparable form."""
+    if value is None or isinstance(value, bool):
         return None
-    tail = str(origin_id)[len(ORIGIN_PREFIX) :]
-    return int(tail) if tail.isdigit() else None
+    text = str(value).strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return str(int(text))
+    return text
+
+
+def origin_value(origin_id: str | None) -> int | str | None:
+    """The origin_id as a v1.0 body carries it: a number when it is one."""
+    key = origin_key(origin_id)
+    return int(key) if key is not None and key.isdigit() else key
+
+
+def is_integer_origin(origin_id: str | None) -> bool:
+    """Whether an outbox row's origin id is of the integer kind (not a legacy string)."""
+    key = origin_key(origin_id)
+    return key is not None and key.isdigit()
+
+
+def entry_id_from_origin(origin_id: object, namespace: int | None = None) -> int | None:
+    """Our entry id from an origin_id we wrote (legacy form, or this company's namespace)."""
+    key = origin_key(origin_id)
+    if key is None:
+        return None
+    if key.startswith(ORIGIN_PREFIX):
+        tail = key[len(ORIGIN_PREFIX) :]
+        return int(tail) if tail.isdigit() else None
+    if namespace is not None and key.isdigit():
+        high, entry_id = divmod(int(key), ORIGIN_ENTRY_SPACE)
+        if high == namespace and entry_id:
+            return entry_id
+    return None
 
 
 def _wall_time(day: date, moment: time, zone: str) -> str:
@@ -84,17 +144,14 @@ def entry_payload(facts: EntryFacts, refs: ProcoreRefs) -> dict:
         "timecard_time_type_id": refs.time_type_id,
         "cost_code_id": refs.cost_code_id,
         "description": facts.notes or "",
-        "origin_id": origin_id_for(facts.entry_id),
+        "origin_id": origin_value(facts.origin_id),
         "origin_data": f"Crewclock time card {facts.card_id}, entry {facts.entry_id}",
     }
     if refs.line_item_type_id is not None:
         payload["line_item_type_id"] = refs.line_item_type_id
     if facts.mode == START_STOP:
         if facts.start_time is None or facts.end_time is None:
-            raise EntryNotSendable(
-                "This project records start and stop times in Procore, but the entry has "
-                "only hours. Add a start and end time to the entry."
-            )
+            raise EntryNotSendable(START_STOP_NEEDED[facts.mode_source])
         payload["time_in"] = _wall_time(facts.work_date, facts.start_time, facts.time_zone)
         payload["time_out"] = _wall_time(facts.work_date, facts.end_time, facts.time_zone)
         payload["lunch_time"] = str(int(facts.break_minutes or 0))
@@ -106,9 +163,25 @@ def entry_payload(facts: EntryFacts, refs: ProcoreRefs) -> dict:
     return payload
 
 
+START_STOP_NEEDED = {
+    "procore": (
+        "Procore's timesheets take start and stop times (its time-entry setting), but this "
+        "entry has only hours, so it was not sent. Add a start and end time to the entry."
+    ),
+    "project": (
+        "This project records start and stop times in Procore, but the entry has only "
+        "hours. Add a start and end time to the entry."
+    ),
+}
+
+
 def bulk_item(payload: dict, procore_project_id: int) -> dict:
-    """One element of a v1.1 bulk_create body (each item names its project)."""
-    return {"project_id": procore_project_id, **payload}
+    """One element of a v1.1 bulk_create body (each item names its project; v1.1 takes the
+    origin_id as a string)."""
+    item = {"project_id": procore_project_id, **payload}
+    if item.get("origin_id") is not None:
+        item["origin_id"] = str(item["origin_id"])
+    return item
 
 
 def payload_hash(payload: dict) -> str:
@@ -117,12 +190,27 @@ def payload_hash(payload: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def find_by_origin(entries: Iterable[dict], origin_id: str) -> dict | None:
-    """The Procore entry carrying our origin_id, if any (ids compare as strings)."""
+def find_by_origin(entries: Iterable[dict], origin_id: object) -> dict | None:
+    """The Procore entry carrying our origin_id, if any (Procore may echo a number or a
+    string: both compare by their digits)."""
+    wanted = origin_key(origin_id)
+    if wanted is None:
+        return None
     for entry in entries:
-        if entry.get("origin_id") is not None and str(entry["origin_id"]) == origin_id:
+        if isinstance(entry, dict) and origin_key(entry.get("origin_id")) == wanted:
             return entry
     return None
+
+
+def index_by_origin(entries: Iterable[dict]) -> dict[str, dict]:
+    """{origin key: entry} for the entries that carry an origin_id."""
+    found = {}
+    for entry in entries:
+        if isinstance(entry, dict):
+            key = origin_key(entry.get("origin_id"))
+            if key is not None:
+                found.setdefault(key, entry)
+    return found
 
 
 def _record_id(value: object) -> int | None:
@@ -285,7 +373,7 @@ def procore_as_payload(entry: dict, time_zone: str, with_line_item_type: bool = 
         "timecard_time_type_id": _nested_id(entry, "timecard_time_type"),
         "cost_code_id": _nested_id(entry, "cost_code"),
         "description": entry.get("description") or "",
-        "origin_id": None if entry.get("origin_id") is None else str(entry["origin_id"]),
+        "origin_id": origin_value(origin_key(entry.get("origin_id"))),
         "origin_data": entry.get("origin_data"),
     }
     if with_line_item_type and entry.get("line_item_type_id") is not None:
@@ -309,6 +397,52 @@ def procore_payload_hashes(entry: dict, time_zone: str) -> set[str]:
         payload_hash(procore_as_payload(entry, time_zone, with_line_item_type=True)),
         payload_hash(procore_as_payload(entry, time_zone, with_line_item_type=False)),
     }
+
+
+def procore_state_hash(entry: dict) -> str | None:
+    """A hash of Procore's copy of an entry, field by field as Procore holds them (no time
+    zone, no rounding guessed): equal hashes mean nobody changed it in between."""
+    if not isinstance(entry, dict) or entry.get("id") is None:
+        return None
+    try:
+        hours = str(Decimal(str(entry.get("hours"))).quantize(Decimal("0.01")))
+    except ArithmeticError:
+        hours = entry.get("hours")
+    state = {
+        "date": entry.get("date"),
+        "party_id": _nested_id(entry, "party"),
+        "timecard_time_type_id": _nested_id(entry, "timecard_time_type"),
+        "cost_code_id": _nested_id(entry, "cost_code"),
+        "line_item_type_id": entry.get("line_item_type_id"),
+        "description": entry.get("description") or "",
+        "origin_id": origin_key(entry.get("origin_id")),
+        "origin_data": entry.get("origin_data"),
+        "hours": hours,
+        "time_in": _utc_text(entry.get("time_in")),
+        "time_out": _utc_text(entry.get("time_out")),
+        "lunch_time": str(int(entry.get("lunch_time") or 0)),
+    }
+    return payload_hash(state)
+
+
+def procore_hours(entry: dict) -> Decimal | None:
+    """The hours Procore holds for an entry, or None when it gives none readable."""
+    try:
+        return Decimal(str(entry.get("hours"))).quantize(Decimal("0.01"))
+    except (ArithmeticError, AttributeError):
+        return None
+
+
+def _utc_text(value: object) -> str | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is None:
+        return moment.isoformat()
+    return moment.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def changed_in_procore_reason(theirs: dict, ours: dict | None) -> str:

@@ -49,6 +49,7 @@ CENT = Decimal("0.01")
 PENDING = "pending"  # on a card at the send trigger, not (yet) in Procore by design
 MISSING = "missing"  # sent, but no longer in Procore
 CHANGED = "changed"  # sent, and Procore now holds other hours for it
+ROUNDED = "rounded"  # Procore stored other times than sent (its rounding rules), not an edit
 ONLY_PROCORE = "only_procore"  # made in Procore or by another app: shown, never touched
 REMOVED_HERE = "removed_here"  # made by Crewclock, no longer on a sendable card here
 RESENDABLE = (MISSING, CHANGED)
@@ -157,6 +158,8 @@ class _Ours:
     procore_id: int | None
     expected: bool  # sent: Procore should hold it
     seen_hours: Decimal | None = None
+    # The hours Procore answered with when we wrote the entry (after its rounding rules).
+    written_hours: Decimal | None = None
 
 
 def _hours(value) -> Decimal:
@@ -223,6 +226,7 @@ class Checker:
         """Entries of the week's cards at the send trigger, for linked people and projects."""
         settings = db.session.get(IntegrationSettings, self.company_id)
         trigger = settings.timecard_trigger if settings else TimecardTrigger.ON_APPROVAL
+        self.namespace = settings.timecard_origin_namespace if settings else None
         self.user_links = self._links(EntityType.USER)
         self.project_links = self._links(EntityType.PROJECT)
         query = (
@@ -238,6 +242,7 @@ class Checker:
                 ProcorePush.action,
                 ProcorePush.procore_id,
                 ProcorePush.reason,
+                ProcorePush.procore_hours,
             )
             .join(TimeCard, TimeCard.id == TimeEntry.time_card_id)
             .outerjoin(
@@ -266,6 +271,7 @@ class Checker:
             action,
             procore_id,
             reason,
+            written_hours,
         ) in db.session.execute(query).yield_per(1000):
             if user_id not in self.user_links or project_id not in self.project_links:
                 continue
@@ -281,13 +287,15 @@ class Checker:
                 row.reasons[
                     (PENDING, _pending_reason(None if push_id is None else (state, reason)))
                 ] += 1
-            self.ours[origin_id or mapping.origin_id_for(entry_id)] = _Ours(
+            origin = mapping.origin_key(origin_id) or f"not-queued:{entry_id}"
+            self.ours[origin] = _Ours(
                 key=key,
                 entry_id=entry_id,
                 hours=_hours(hours),
                 push_id=push_id,
                 procore_id=procore_id,
                 expected=sent,
+                written_hours=None if written_hours is None else _hours(written_hours),
             )
 
     # ------------------------------------------------------------- Procore's side
@@ -342,8 +350,7 @@ class Checker:
             return  # a server ignoring the date filter must not add other weeks' hours
         self.procore_entries += 1
         hours = _hours(entry.get("hours"))
-        origin = entry.get("origin_id")
-        origin = None if origin in (None, "") else str(origin)
+        origin = mapping.origin_key(entry.get("origin_id"))  # a number or a string
         ours = self.ours.get(origin) if origin else None
         if ours is not None:
             ours.seen_hours = (ours.seen_hours or ZERO) + hours
@@ -368,7 +375,7 @@ class Checker:
             row.person = party.get("name") or "Unknown person in Procore"
         if cost_code is None and code:
             row.cost_code = " ".join(str(p) for p in (full_code, code.get("name")) if p)
-        if mapping.entry_id_from_origin(origin) is not None:
+        if mapping.entry_id_from_origin(origin, self.namespace) is not None:
             row.reasons[(REMOVED_HERE, "")] += 1
         else:
             row.reasons[(ONLY_PROCORE, "")] += 1
@@ -382,6 +389,10 @@ class Checker:
             if ours.seen_hours is None:
                 self.rows[ours.key].reasons[(MISSING, "")] += 1
                 self._item(ours, MISSING, "Sent to Procore, but no longer there.")
+            elif ours.seen_hours != ours.hours and ours.seen_hours == ours.written_hours:
+                # Procore answered our write with these hours (its rounding of the start and
+                # stop times): nobody changed it there, and sending it again changes nothing.
+                self.rows[ours.key].reasons[(ROUNDED, "")] += 1
             elif ours.seen_hours != ours.hours:
                 self.rows[ours.key].reasons[(CHANGED, "")] += 1
                 self._item(
@@ -463,7 +474,7 @@ class Checker:
         }
 
 
-_KIND_ORDER = [MISSING, CHANGED, PENDING, ONLY_PROCORE, REMOVED_HERE]
+_KIND_ORDER = [MISSING, CHANGED, ROUNDED, PENDING, ONLY_PROCORE, REMOVED_HERE]
 
 
 def _reason_text(kind: str, detail: str, n: int) -> str:
@@ -474,6 +485,11 @@ def _reason_text(kind: str, detail: str, n: int) -> str:
         return f"Missing in Procore: {entries} sent from Crewclock, no longer in Procore"
     if kind == CHANGED:
         return f"Changed in Procore: {entries} from Crewclock with other hours there"
+    if kind == ROUNDED:
+        return (
+            f"Rounded by Procore: {entries} stored with Procore's rounded start/stop times "
+            "when sent (its rounding rules, not an edit there; nothing to re-send)"
+        )
     if kind == ONLY_PROCORE:
         return f"Only in Procore: {entries} not from Crewclock (left as they are)"
     return f"In Procore, taken off here: {entries} from Crewclock no longer on a card to send"

@@ -54,6 +54,7 @@ BATCH = 200
 MAX_SWEEPS = 5
 RETRY_LATER = timedelta(minutes=2)
 PARTY = "party_for_user"
+TIME_ENTRY_SETTING_MAX_AGE = timedelta(minutes=10)
 
 
 # =============================================================== outbox writes (web side)
@@ -70,6 +71,17 @@ def _push_trigger(company_id: int) -> TimecardTrigger | None:
     if settings is None or settings.setup_completed_at is None:
         return None
     return settings.timecard_trigger
+
+
+def origin_namespace(company_id: int) -> int:
+    """The company's timecard origin-id namespace, made (randomly, once) when first needed;
+    saved with the caller's transaction."""
+    settings = db.session.get(IntegrationSettings, company_id)
+    if settings is None:
+        raise ValueError(f"company {company_id} has no Procore settings")
+    if settings.timecard_origin_namespace is None:
+        settings.timecard_origin_namespace = mapping.new_origin_namespace()
+    return settings.timecard_origin_namespace
 
 
 def _row_for(company_id: int, entry_id: int) -> ProcorePush | None:
@@ -89,7 +101,7 @@ def _want(company_id: int, card_id: int, entry_id: int, action: PushAction) -> N
             company_id=company_id,
             time_entry_id=entry_id,
             time_card_id=card_id,
-            origin_id=mapping.origin_id_for(entry_id),
+            origin_id=mapping.origin_id_for(entry_id, origin_namespace(company_id)),
             generation=0,
         )
         db.session.add(row)
@@ -218,6 +230,7 @@ class PushResult:
     retry_at: datetime | None = None
     stopped: str | None = None  # why the drain stopped early (auth, rate limit, outage)
     run_id: int | None = None
+    notes: list = field(default_factory=list)  # what Procore said that the run must show
 
     def later(self, when: datetime) -> None:
         if self.retry_at is None or when < self.retry_at:
@@ -386,12 +399,15 @@ class Pusher:
         self.settle = timedelta(
             seconds=float(current_app.config.get("PUSH_UNKNOWN_SETTLE_SECONDS", 30))
         )
+        self.setting_read = False
+        self.notes: list[str] = []
 
     # -------------------------------------------------------------------- main loop
     def drain(self, max_seconds: float | None = None) -> PushResult:
         """Work every due row (in id order, batch by batch) until none is left."""
         started = _time.monotonic()
         try:
+            self._read_time_entry_setting()
             # Several sweeps: a sweep can leave rows due again (a lost reply to reconcile).
             for _sweep in range(MAX_SWEEPS):
                 after_id, worked = 0, 0
@@ -411,6 +427,61 @@ class Pusher:
             db.session.rollback()
         self._schedule_followup()
         return self.result
+
+    # ---------------------------------------------------- Procore's time-entry setting
+    def _read_time_entry_setting(self) -> None:
+        """Read Procore's timesheet time-entry setting (hours or start/stop) and keep it.
+
+        Procore takes only the form its setting allows, so the payload follows what Procore
+        says, not the mode typed in on the project here. Read in the worker at the start of
+        a drain (at most every TIME_ENTRY_SETTING_MAX_AGE); what Procore answered when it
+        cannot be read is kept for the pages and this run, and entries then go in the form
+        their Crewclock project records.
+        """
+        settings = db.session.get(IntegrationSettings, self.company_id)
+        if settings is None:
+            return
+        read_at = settings.procore_time_entry_read_at
+        if read_at is not None and self.now() - read_at < TIME_ENTRY_SETTING_MAX_AGE:
+            self._note_setting_problem(settings)
+            return
+        errors = _errors()
+        try:
+            config = self._call(lambda: self.client.get("/rest/v1.0/company_configuration"))
+        except _RateLimited:
+            return  # keep what we knew; the writes meet the limit and wait for it
+        except errors.ProcoreError as exc:
+            status = getattr(exc, "status", None)
+            said = mapping.describe_errors(getattr(exc, "body", None))
+            settings.procore_time_entry_problem = (
+                f"Procore did not show its time-entry setting"
+                f"{f' (HTTP {status})' if status else ''}: {said}. Entries are sent as hours or "
+                "start/stop times as each Crewclock project records them."
+            )
+            settings.procore_time_entry_read_at = self.now()
+            db.session.commit()
+            self._note_setting_problem(settings)
+            return
+        value = config.get("projects_timecard_in_out_enabled") if isinstance(config, dict) else None
+        if isinstance(value, bool):
+            settings.procore_timecard_in_out = value
+            settings.procore_time_entry_problem = None
+        else:
+            settings.procore_time_entry_problem = (
+                "Procore's company configuration did not say whether timesheets take hours "
+                "or start/stop times (projects_timecard_in_out_enabled). Entries are sent as "
+                "each Crewclock project records them."
+            )
+        settings.procore_time_entry_read_at = self.now()
+        db.session.commit()
+        self._note_setting_problem(settings)
+
+    def _note_setting_problem(self, settings: IntegrationSettings) -> None:
+        self.procore_in_out = (
+            None if settings.procore_time_entry_problem else settings.procore_timecard_in_out
+        )
+        if settings.procore_time_entry_problem:
+            self.notes.append(settings.procore_time_entry_problem)
 
     def _schedule_followup(self) -> None:
         when = next_due_at(self.company_id)
@@ -447,6 +518,7 @@ class Pusher:
         if row.action == PushAction.DELETE or f.entry is None:
             self._delete(f)
             return None
+        self._integer_origin(f)
         try:
             refs = self._refs(f)
             payload = mapping.entry_payload(self._entry_facts(f), refs)
@@ -485,8 +557,27 @@ class Pusher:
             return None
         return (f, payload, refs.project_id)
 
+    def _integer_origin(self, f: _Facts) -> None:
+        """Give a row queued with a legacy string origin_id an integer one before it is sent
+        (never while a create with the old one may be in Procore: the lookup needs it)."""
+        row = f.row
+        if mapping.is_integer_origin(row.origin_id) or row.create_in_doubt:
+            return
+        new = mapping.origin_id_for(row.time_entry_id, origin_namespace(self.company_id))
+        _facts_update(row.id, origin_id=new)
+        db.session.commit()
+        row.origin_id = new
+
+    def _mode(self, f: _Facts) -> tuple[str, str]:
+        """The form to send (hours or start/stop) and whether Procore's setting said so."""
+        in_out = getattr(self, "procore_in_out", None)
+        if in_out is None:
+            return str(f.project.time_entry_mode), "project"
+        return (mapping.START_STOP if in_out else mapping.HOURS), "procore"
+
     def _entry_facts(self, f: _Facts) -> mapping.EntryFacts:
         e = f.entry
+        mode, mode_source = self._mode(f)
         return mapping.EntryFacts(
             entry_id=e.id,
             card_id=e.time_card_id,
@@ -497,8 +588,10 @@ class Pusher:
             break_minutes=e.break_minutes or 0,
             work_type=str(e.work_type),
             notes=e.notes,
-            mode=str(f.project.time_entry_mode),
+            mode=mode,
             time_zone=f.user.time_zone if f.user else "UTC",
+            origin_id=f.row.origin_id,
+            mode_source=mode_source,
         )
 
     # ---------------------------------------------------------------- mapping refs
@@ -823,9 +916,9 @@ class Pusher:
             except _RateLimited as exc:
                 self._rate_limited(group[0], exc)
                 return
-            by_origin = {str(e.get("origin_id")): e for e in listed if e.get("origin_id")}
+            by_origin = mapping.index_by_origin(listed)
             for f in group:
-                found = by_origin.get(f.row.origin_id)
+                found = by_origin.get(mapping.origin_key(f.row.origin_id))
                 if found is not None:
                     self.result.reconciled += 1
                     _facts_update(
@@ -833,6 +926,7 @@ class Pusher:
                         procore_id=found["id"],
                         create_in_doubt=False,
                         payload_hash=f.row.sent_hash,
+                        **_procore_copy(found),
                     )
                     # Still pending: the normal path now checks it against the current entry.
                     _state_update(f.row.id, f.generation, PushState.PENDING, reason=None)
@@ -870,6 +964,7 @@ class Pusher:
             create_in_doubt=False,
             payload_hash=mapping.payload_hash(payload),
             procore_updated_at=_parse_time(entry.get("updated_at")),
+            **_procore_copy(entry),
         )
 
     def _create_all(self, creates: list[tuple[_Facts, dict, int]]) -> None:
@@ -910,19 +1005,41 @@ class Pusher:
             _state_update(f.row.id, f.generation, PushState.PENDING)
             db.session.commit()
             raise
-        except errors.ProcoreConflict:
-            self._unknown([f])  # a duplicate origin_id: an earlier create did arrive
-            return
-        except errors.ProcoreValidationError as exc:
-            if "origin_id" in str(getattr(exc, "body", "")):
-                self._unknown([f])  # "origin_id has already been taken": it is there already
-                return
-            self._refused(f, exc, create=True)
+        except (errors.ProcoreConflict, errors.ProcoreValidationError) as exc:
+            # Procore refused the create. Even a refusal naming origin_id is no proof that
+            # our entry is there (the id may be refused, or be another system's), so look it
+            # up once: found, it is sent; not found, it fails with Procore's words. Never
+            # "unknown", which would send it again and again.
+            self._refused_after_lookup(f, payload, project_id, exc)
             return
         except errors.ProcoreError as exc:
             self._refused(f, exc, create=True)
             return
         self._created(f, payload, entry)
+
+    def _refused_after_lookup(self, f: _Facts, payload: dict, project_id: int, exc) -> None:
+        errors = _errors()
+        day = f.entry.work_date
+        try:
+            listed = self._call(
+                lambda: list(
+                    self.client.iter_items(
+                        f"/rest/v1.0/projects/{project_id}/timecard_entries",
+                        {"start_date": day.isoformat(), "end_date": day.isoformat()},
+                        per_page=100,
+                    )
+                )
+            )
+        except _RateLimited as rate:
+            self._rate_limited(f, rate)  # still in doubt: the next pass looks it up again
+            return
+        except errors.ProcoreError:
+            listed = []
+        found = mapping.find_by_origin(listed, f.row.origin_id)
+        if found is not None and found.get("id") is not None:
+            self._created(f, payload, found)
+            return
+        self._refused(f, exc, create=True)
 
     def _bulk_create(self, project_id: int, chunk: list[tuple[_Facts, dict, int]]) -> bool:
         """Send up to 25 creates in one call; False means 'send them one by one instead'."""
@@ -960,10 +1077,10 @@ class Pusher:
             db.session.commit()
             return False
         made = answer.get("timecard_entries", []) if isinstance(answer, dict) else answer
-        by_origin = {str(e.get("origin_id")): e for e in made or [] if e.get("origin_id")}
+        by_origin = mapping.index_by_origin(made or [])
         missing = []
         for f, payload, _ in chunk:
-            entry = by_origin.get(f.row.origin_id)
+            entry = by_origin.get(mapping.origin_key(f.row.origin_id))
             if entry is None:
                 missing.append(f)
             else:
@@ -1068,6 +1185,7 @@ class Pusher:
             PushState.DONE,
             payload_hash=digest,
             procore_updated_at=_parse_time((entry or {}).get("updated_at")),
+            **_procore_copy(entry),
         )
 
     # ------------------------------------------------------ Procore-side edits (D5)
@@ -1100,6 +1218,10 @@ class Pusher:
             return False
         if not isinstance(remote, dict):
             return True
+        # Compared with Procore's answer to our last write, not with what we sent: Procore
+        # stores start/stop times after its rounding rules, which is not an edit there.
+        if row.procore_hash is not None and mapping.procore_state_hash(remote) == row.procore_hash:
+            return True
         zone = self._time_zone(f)
         seen = mapping.procore_payload_hashes(remote, zone)
         if row.payload_hash in seen:
@@ -1112,6 +1234,7 @@ class Pusher:
                 PushState.DONE,
                 payload_hash=mapping.payload_hash(ours),
                 procore_updated_at=updated_at,
+                **_procore_copy(remote),
             )
             return False
         theirs = mapping.procore_as_payload(remote, zone)
@@ -1222,6 +1345,16 @@ class _RateLimited(Exception):
         return now + timedelta(seconds=10)
 
 
+def _procore_copy(entry) -> dict:
+    """Procore's answer to a write, kept on the row: its fields' hash and its hours."""
+    if not isinstance(entry, dict) or entry.get("id") is None:
+        return {"procore_hash": None, "procore_hours": None}
+    return {
+        "procore_hash": mapping.procore_state_hash(entry),
+        "procore_hours": mapping.procore_hours(entry),
+    }
+
+
 def _parse_time(value) -> datetime | None:
     if not value:
         return None
@@ -1290,6 +1423,7 @@ def push_company(
             stats = getattr(client, "stats", None)
         pusher = Pusher(company_id, client, lease=lease, now=now)
         result = pusher.drain(max_seconds=max_seconds)
+        result.notes = list(dict.fromkeys(pusher.notes))
     except Exception as exc:
         db.session.rollback()
         run = db.session.get(SyncRun, run_id)
@@ -1354,6 +1488,8 @@ def _record_run(run_id: int, started: datetime, result: PushResult, stats) -> No
         run.status = RunStatus.PARTIAL
     else:
         run.status = RunStatus.SUCCEEDED
+    if result.notes:
+        run.error = " ".join([run.error, *result.notes] if run.error else result.notes)
     db.session.commit()
 
 
@@ -1506,6 +1642,12 @@ def retry_card(company_id: int, card_id: int, push_id: int | None = None) -> int
             row.payload_hash = row.sent_hash
         _want(company_id, card_id, row.time_entry_id, row.action)
         count += 1
+    if count:
+        # The admin may have changed Procore's time-entry setting to fix a refusal: the
+        # retry reads it again instead of trusting what the last send saw.
+        settings = db.session.get(IntegrationSettings, company_id)
+        if settings is not None:
+            settings.procore_time_entry_read_at = None
     db.session.commit()
     return count
 
@@ -1595,6 +1737,9 @@ class Precheck:
     delete: int = 0
     skipped: dict = field(default_factory=dict)  # reason -> count
     cards: int = 0
+    # Procore's time-entry setting as the push last read it, in words, and any problem.
+    procore_mode: str | None = None
+    procore_mode_problem: str | None = None
 
     @property
     def skipped_total(self) -> int:
@@ -1604,6 +1749,14 @@ class Precheck:
 def precheck_week(company_id: int, week_start) -> Precheck:
     """Count entries of the week's cards that would be created, updated or skipped (why)."""
     check = Precheck(week_start=week_start)
+    settings = db.session.get(IntegrationSettings, company_id)
+    in_out = None
+    if settings is not None:
+        check.procore_mode_problem = settings.procore_time_entry_problem
+        if settings.procore_time_entry_problem is None:
+            in_out = settings.procore_timecard_in_out
+        if in_out is not None:
+            check.procore_mode = "start and stop times" if in_out else "total hours"
     trigger = _push_trigger(company_id) or TimecardTrigger.ON_APPROVAL
     wanted = sendable_statuses(trigger)
     cards = list(
@@ -1651,8 +1804,15 @@ def precheck_week(company_id: int, week_start) -> Precheck:
             skip(f"project '{entry.project.name}' is not linked to Procore")
         elif entry.cost_code_id and entry.cost_code_id not in codes:
             skip(f"cost code {entry.cost_code.code} is not linked to Procore")
-        elif str(entry.project.time_entry_mode) == mapping.START_STOP and not (
-            entry.start_time and entry.end_time
+        elif in_out is True and not (entry.start_time and entry.end_time):
+            skip(
+                "Procore's timesheets take start and stop times (its time-entry setting) "
+                "and the entry has only hours"
+            )
+        elif (
+            in_out is None
+            and str(entry.project.time_entry_mode) == mapping.START_STOP
+            and not (entry.start_time and entry.end_time)
         ):
             skip("the project needs start/stop times and the entry has only hours")
         elif row is not None and row.state == PushState.CONFLICT:
