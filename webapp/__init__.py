@@ -9,6 +9,7 @@ from flask_wtf.csrf import CSRFError
 
 from config import INSTANCE_DIR, config_from_env
 from webapp.extensions import csrf, db, login_manager, migrate, oauth
+from webapp.inputs import CleanRequest, IdConverter
 
 
 def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
@@ -19,6 +20,7 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(instance_path or INSTANCE_DIR))
     app.config.from_object(config_class)
     app.config.update(overrides)
+    register_input_rules(app)
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     register_log_redaction(app)
@@ -30,6 +32,12 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     return app
+
+
+def register_input_rules(app: Flask) -> None:
+    """NUL bytes never reach a view; `<int:...>` ids are ASCII digits within 64 bits."""
+    app.request_class = CleanRequest
+    app.url_map.converters["int"] = IdConverter
 
 
 class InviteTokenRedactor(logging.Filter):
