@@ -6,6 +6,7 @@ import re
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from config import INSTANCE_DIR, config_from_env
 from webapp.extensions import csrf, db, login_manager, migrate, oauth
@@ -130,14 +131,36 @@ def register_security_headers(app: Flask) -> None:
         return response
 
 
+ERROR_PAGES = {
+    400: ("Bad request", "The request could not be understood. Reload the page and try again."),
+    403: ("Not allowed", "Your role does not allow this. Ask an admin if you need it."),
+    404: ("Not found", "That page or record does not exist in your company."),
+    405: ("Not allowed here", "That page cannot be used this way. Go back and use its buttons."),
+    409: ("Already changed", "Someone or something changed this meanwhile. Reload the page."),
+    413: ("Too large", "The request was too large."),
+    422: ("Cannot use that input", "Some of what was sent cannot be used. Check it and retry."),
+    429: ("Too many requests", "Too many attempts in a short time. Wait a moment and retry."),
+    500: (
+        "Something went wrong",
+        "Crewclock hit an unexpected error. Try again, and tell your admin if it keeps "
+        "happening.",
+    ),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     import redis
 
     from webapp.htmx import is_fragment_request
 
-    def render_error(status: int, title: str, message: str):
+    def render_error(status: int, title: str, message: str, headers=None):
         template = "errors/_error.html" if is_fragment_request() else "errors/error.html"
-        return render_template(template, status=status, title=title, message=message), status
+        try:
+            body = render_template(template, status=status, title=title, message=message)
+        except Exception:  # the layout itself failed (e.g. the database is gone): plain text
+            app.logger.exception("error page %s could not be rendered", status)
+            body = f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{message}</p>"
+        return body, status, headers or {}
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
@@ -147,19 +170,27 @@ def register_error_handlers(app: Flask) -> None:
             "The form was missing its security token. Reload the page and try again.",
         )
 
-    @app.errorhandler(403)
-    def forbidden(error):
-        return render_error(
-            403, "Not allowed", "Your role does not allow this. Ask an admin if you need it."
-        )
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        title, message = ERROR_PAGES.get(error.code, (error.name, error.description or ""))
+        headers = {}
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        retry_after = dict(error.get_headers()).get("Retry-After")
+        if retry_after:
+            headers["Retry-After"] = retry_after
+        return render_error(error.code, title, message, headers)
 
-    @app.errorhandler(404)
-    def not_found(error):
-        return render_error(404, "Not found", "That page or record does not exist in your company.")
-
-    @app.errorhandler(413)
-    def too_large(error):
-        return render_error(413, "Too large", "The request was too large.")
+    @app.errorhandler(InternalServerError)
+    def server_error(error):
+        # A failed statement leaves the session unusable; the page itself may need it.
+        try:
+            db.session.rollback()
+        except Exception:
+            app.logger.exception("rollback after an error failed")
+        return render_error(500, *ERROR_PAGES[500])
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     def redis_down(error):
