@@ -79,11 +79,19 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
+    def load_user(session_id: str):
+        """The user a session names, while its "<id>:<version>" is still the current one."""
+        from webapp.inputs import parse_id
         from webapp.models import User
 
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
+        user_id, _, version = session_id.partition(":")
+        user_id = parse_id(user_id)
+        if user_id is None or not version:
+            return None  # sessions from before versions existed log in again
+        user = db.session.get(User, user_id)
+        if user is None or not user.active or version != str(user.session_version or 1):
+            return None
+        return user
 
 
 def register_blueprints(app: Flask) -> None:

@@ -68,6 +68,9 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    # Logging out ends this user's sessions everywhere, so a copied cookie dies with it.
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

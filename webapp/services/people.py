@@ -121,6 +121,7 @@ def set_user_active(user: User, active: bool, acting_user_id: int) -> User:
         if user.role == Role.ADMIN and other_active_admins(user.company_id, user.id) == 0:
             raise ValidationFailed({"active": "This is the last active admin."})
     user.active = active
+    user.end_sessions()  # a deactivated user's open sessions end now, not when they expire
     db.session.commit()
     return user
 
