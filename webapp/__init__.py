@@ -7,6 +7,7 @@ import re
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, config_from_env
 from webapp.extensions import csrf, db, login_manager, migrate, oauth
@@ -22,6 +23,7 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     app.config.from_object(config_class)
     app.config.update(overrides)
     register_input_rules(app)
+    register_proxy_fix(app)
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     register_log_redaction(app)
@@ -39,6 +41,14 @@ def register_input_rules(app: Flask) -> None:
     """NUL bytes never reach a view; `<int:...>` ids are ASCII digits within 64 bits."""
     app.request_class = CleanRequest
     app.url_map.converters["int"] = IdConverter
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Trust X-Forwarded-For/-Proto from exactly TRUSTED_PROXIES proxies (none by default:
+    a client could otherwise pick the address the login throttle counts against)."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 class InviteTokenRedactor(logging.Filter):
@@ -150,8 +160,7 @@ ERROR_PAGES = {
     429: ("Too many requests", "Too many attempts in a short time. Wait a moment and retry."),
     500: (
         "Something went wrong",
-        "Crewclock hit an unexpected error. Try again, and tell your admin if it keeps "
-        "happening.",
+        "Crewclock hit an unexpected error. Try again, and tell your admin if it keeps happening.",
     ),
 }
 
