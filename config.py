@@ -66,6 +66,10 @@ class Config:
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
     REMEMBER_COOKIE_HTTPONLY = True
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    # How many reverse proxies in front of Crewclock append to X-Forwarded-For (and set
+    # X-Forwarded-Proto). 0: the headers are ignored and the peer address is the client's,
+    # so nobody can choose the address the login throttle counts against.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
     # Periodic work started by `flask sync-scheduler` (any number may run; each fires once).
     SYNC_INTERVAL_SECONDS = int(os.environ.get("SYNC_INTERVAL_SECONDS", "900"))

@@ -6,9 +6,12 @@ import re
 
 from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import INSTANCE_DIR, config_from_env
 from webapp.extensions import csrf, db, login_manager, migrate, oauth
+from webapp.inputs import CleanRequest, IdConverter
 
 
 def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
@@ -19,6 +22,8 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     app = Flask(__name__, instance_path=str(instance_path or INSTANCE_DIR))
     app.config.from_object(config_class)
     app.config.update(overrides)
+    register_input_rules(app)
+    register_proxy_fix(app)
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=app.config["LOG_LEVEL"])
     register_log_redaction(app)
@@ -30,6 +35,20 @@ def create_app(config_class=None, instance_path=None, **overrides) -> Flask:
     register_template_helpers(app)
     register_cli(app)
     return app
+
+
+def register_input_rules(app: Flask) -> None:
+    """NUL bytes never reach a view; `<int:...>` ids are ASCII digits within 64 bits."""
+    app.request_class = CleanRequest
+    app.url_map.converters["int"] = IdConverter
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Trust X-Forwarded-For/-Proto from exactly TRUSTED_PROXIES proxies (none by default:
+    a client could otherwise pick the address the login throttle counts against)."""
+    hops = int(app.config.get("TRUSTED_PROXIES") or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
 
 class InviteTokenRedactor(logging.Filter):
@@ -70,11 +89,19 @@ def register_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
 
     @login_manager.user_loader
-    def load_user(user_id: str):
+    def load_user(session_id: str):
+        """The user a session names, while its "<id>:<version>" is still the current one."""
+        from webapp.inputs import parse_id
         from webapp.models import User
 
-        user = db.session.get(User, int(user_id))
-        return user if user is not None and user.active else None
+        user_id, _, version = session_id.partition(":")
+        user_id = parse_id(user_id)
+        if user_id is None or not version:
+            return None  # sessions from before versions existed log in again
+        user = db.session.get(User, user_id)
+        if user is None or not user.active or version != str(user.session_version or 1):
+            return None
+        return user
 
 
 def register_blueprints(app: Flask) -> None:
@@ -122,14 +149,35 @@ def register_security_headers(app: Flask) -> None:
         return response
 
 
+ERROR_PAGES = {
+    400: ("Bad request", "The request could not be understood. Reload the page and try again."),
+    403: ("Not allowed", "Your role does not allow this. Ask an admin if you need it."),
+    404: ("Not found", "That page or record does not exist in your company."),
+    405: ("Not allowed here", "That page cannot be used this way. Go back and use its buttons."),
+    409: ("Already changed", "Someone or something changed this meanwhile. Reload the page."),
+    413: ("Too large", "The request was too large."),
+    422: ("Cannot use that input", "Some of what was sent cannot be used. Check it and retry."),
+    429: ("Too many requests", "Too many attempts in a short time. Wait a moment and retry."),
+    500: (
+        "Something went wrong",
+        "Crewclock hit an unexpected error. Try again, and tell your admin if it keeps happening.",
+    ),
+}
+
+
 def register_error_handlers(app: Flask) -> None:
     import redis
 
     from webapp.htmx import is_fragment_request
 
-    def render_error(status: int, title: str, message: str):
+    def render_error(status: int, title: str, message: str, headers=None):
         template = "errors/_error.html" if is_fragment_request() else "errors/error.html"
-        return render_template(template, status=status, title=title, message=message), status
+        try:
+            body = render_template(template, status=status, title=title, message=message)
+        except Exception:  # the layout itself failed (e.g. the database is gone): plain text
+            app.logger.exception("error page %s could not be rendered", status)
+            body = f"<!doctype html><title>{title}</title><h1>{title}</h1><p>{message}</p>"
+        return body, status, headers or {}
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
@@ -139,19 +187,27 @@ def register_error_handlers(app: Flask) -> None:
             "The form was missing its security token. Reload the page and try again.",
         )
 
-    @app.errorhandler(403)
-    def forbidden(error):
-        return render_error(
-            403, "Not allowed", "Your role does not allow this. Ask an admin if you need it."
-        )
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if error.code is None or error.code < 400:
+            return error
+        title, message = ERROR_PAGES.get(error.code, (error.name, error.description or ""))
+        headers = {}
+        if error.code == 405 and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)
+        retry_after = dict(error.get_headers()).get("Retry-After")
+        if retry_after:
+            headers["Retry-After"] = retry_after
+        return render_error(error.code, title, message, headers)
 
-    @app.errorhandler(404)
-    def not_found(error):
-        return render_error(404, "Not found", "That page or record does not exist in your company.")
-
-    @app.errorhandler(413)
-    def too_large(error):
-        return render_error(413, "Too large", "The request was too large.")
+    @app.errorhandler(InternalServerError)
+    def server_error(error):
+        # A failed statement leaves the session unusable; the page itself may need it.
+        try:
+            db.session.rollback()
+        except Exception:
+            app.logger.exception("rollback after an error failed")
+        return render_error(500, *ERROR_PAGES[500])
 
     @app.errorhandler(redis.exceptions.ConnectionError)
     def redis_down(error):

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from flask import current_app, request
 
 from webapp.extensions import db
+from webapp.inputs import parse_int
 
 
 @dataclass
@@ -31,10 +32,7 @@ class Page:
 def paginate(query: sa.Select, per_page: int | None = None) -> Page:
     """Run `query` for the page named by ?page=, with a total from one COUNT query."""
     per_page = per_page or current_app.config["PAGE_SIZE"]
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
+    page = parse_int(request.args.get("page"), minimum=1) or 1
     total = db.session.scalar(
         sa.select(sa.func.count()).select_from(query.order_by(None).subquery())
     )

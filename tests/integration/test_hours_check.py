@@ -292,3 +292,48 @@ def test_week_defaults_to_last_week_and_any_day_names_its_monday():
         hours_check.parse_week("2026-03-16", today)
     with pytest.raises(hours_check.WeekNotValid, match="Pick a week"):
         hours_check.parse_week("next week", today)
+
+
+@pytest.mark.parametrize("week", ["0001-01-01", "0001-01-08", "1999-12-27"])
+def test_a_week_before_2000_is_refused_beside_the_field(world, client, week):
+    client.login(world.admin)
+
+    response = client.post("/time/procore/hours", data={"week": week}, headers=HX)
+
+    assert response.status_code == 422
+    assert "Pick a date between 2000-01-01 and 2100-12-31." in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SyncRun)) == 0
+
+
+def test_a_check_stored_for_week_one_fails_without_calling_procore_and_its_page_says_why(
+    world, client
+):
+    from datetime import date
+
+    run = hours_check.start_check(world.company.id, date(1, 1, 1))  # stored before the limit
+    calls = []
+
+    class NoCalls:
+        def __getattr__(self, name):
+            calls.append(name)
+            raise AssertionError("the check called Procore")
+
+    hours_check.run_check(world.company.id, run.id, client=NoCalls())
+    client.login(world.admin)
+
+    page = client.get(f"/time/procore/hours/{run.id}")
+
+    assert page.status_code == 200
+    assert "The check stopped: The week of 0001-01-01 cannot be checked." in page.get_data(
+        as_text=True
+    )
+    assert calls == []
+
+
+def test_the_hours_page_for_a_week_at_the_calendars_edge_falls_back_to_last_week(world, client):
+    client.login(world.admin)
+
+    response = client.get("/time/procore/hours", query_string={"week": "9999-12-31"})
+
+    assert response.status_code == 200
+    assert f"Week of {hours_check.last_week():%a %b %-d, %Y}" in response.get_data(as_text=True)

@@ -1,5 +1,6 @@
 """What people see of the push: the card badge, per-entry detail, Retry, the pre-send check."""
 
+import pytest
 import sqlalchemy as sa
 
 from tests.conftest import make_company, make_user
@@ -137,3 +138,35 @@ def test_pre_send_check_empty_week_says_what_happens_next(world, client):
     client.login(world.admin)
     html = client.get("/time/procore/check?week=2020-01-06").get_data(as_text=True)
     assert "No submitted or approved time cards for this week yet" in html
+
+
+@pytest.mark.parametrize("week", ["0001-01-01", "9999-12-31"])
+def test_pre_send_check_for_a_week_at_the_calendars_edge_shows_this_week_and_says_why(
+    world, client, week
+):
+    client.login(world.admin)
+
+    response = client.get("/time/procore/check", query_string={"week": week})
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "Pick a date between 2000-01-01 and 2100-12-31. Showing this week instead." in html
+
+
+@pytest.mark.parametrize("week", ["0001-01-01", "9999-12-31"])
+def test_send_now_for_a_week_at_the_calendars_edge_is_refused_and_queues_nothing(
+    world, client, week, monkeypatch
+):
+    from webapp.services import push
+
+    queued = []
+    monkeypatch.setattr(push, "enqueue_push", lambda company_id: queued.append(company_id))
+    client.login(world.admin)
+
+    response = client.post(
+        "/time/procore/send", data={"week": week}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 422
+    assert "Not sent: Pick a date between 2000-01-01" in response.get_data(as_text=True)
+    assert queued == []

@@ -201,3 +201,27 @@ def test_submitted_card_cannot_be_submitted_again(app, crew):
     assert response.status_code == 422
     assert "cannot be submitted" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(TimeCard)) == 1
+
+
+@pytest.mark.parametrize("work_date", ["0001-01-01", "9999-12-31", "1999-12-31", "2101-01-01"])
+def test_a_work_date_outside_2000_to_2100_is_refused_beside_the_field(worker, crew, work_date):
+    response = add_entry(worker, crew.clock_project, week=work_date, work_date=work_date)
+
+    assert_refused(response, "Pick a date between 2000-01-01 and 2100-12-31.")
+    assert entry_count() == 0
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(TimeCard)) == 0
+
+
+@pytest.mark.parametrize("week", ["0001-01-01", "9999-12-31", "0001-01-08"])
+def test_my_time_for_a_week_at_the_calendars_edge_shows_this_week_and_says_why(worker, week):
+    response = worker.get("/time/", query_string={"week": week})
+
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert f"Cannot show the week of {week}:" in html and "Showing this week instead" in html
+
+
+def test_the_entry_row_for_a_week_at_the_calendars_edge_still_opens(worker):
+    response = worker.get("/time/entries/form", query_string={"week": "9999-12-31"}, headers=HX)
+
+    assert response.status_code == 200

@@ -115,23 +115,43 @@ def test_invalid_form_without_htmx_renders_the_full_page_with_errors(admin_clien
     assert 'value="mlopez"' in html  # what was typed is kept
 
 
-def test_username_taken_in_another_company_is_refused(admin_client, other_company):
+def test_username_taken_in_another_company_is_refused_without_saying_by_whom(
+    admin_client, other_company
+):
     make_user(other_company, username="mlopez")
     before = user_count()
     response = admin_client.post("/users/new", data=user_form(username="MLOPEZ"), headers=HX)
     assert response.status_code == 422
-    assert "That username is already taken" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    # Nothing about another company's users: a neutral refusal, not "already taken".
+    assert "This username cannot be used" in html
+    assert "already taken" not in html
     assert user_count() == before
 
 
-def test_email_taken_anywhere_is_refused(admin_client, other_company):
+def test_email_taken_in_another_company_is_refused_without_saying_by_whom(
+    admin_client, other_company
+):
     make_user(other_company, email="maria@example.test")
     before = user_count()
     response = admin_client.post(
         "/users/new", data=user_form(email="MARIA@example.test"), headers=HX
     )
     assert response.status_code == 422
-    assert "already has this email" in response.get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert "This email address cannot be used" in html
+    assert "already has this email" not in html
+    assert user_count() == before
+
+
+def test_username_and_email_taken_in_your_own_company_say_so(admin_client, company):
+    make_user(company, username="mlopez", email="maria@example.test")
+    before = user_count()
+    response = admin_client.post("/users/new", data=user_form(), headers=HX)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "That username is already taken" in html
+    assert "Another user already has this email address" in html
     assert user_count() == before
 
 

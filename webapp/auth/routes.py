@@ -1,5 +1,8 @@
 """Log in and out, and set a password through an invite link."""
 
+import secrets
+from functools import cache
+
 import sqlalchemy as sa
 from flask import (
     Blueprint,
@@ -12,8 +15,9 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp.auth.throttle import clear_failures, is_throttled, record_failure
+from webapp.auth import throttle
 from webapp.extensions import db
 from webapp.models import User
 from webapp.models.base import utcnow
@@ -30,6 +34,24 @@ def home_url_for(user: User) -> str:
     return url_for("timecards.my_time")
 
 
+MAX_IDENTIFIER = 254  # the longest email address; nothing longer names an account
+
+
+@cache
+def _dummy_hash() -> str:
+    """A hash made like real ones, checked when no password can match."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def password_matches(user: User | None, password: str) -> bool:
+    """Check the password in about the same time whether or not the account exists (or has
+    a password yet), so the login's speed does not tell which usernames are real."""
+    if user is None or not user.password_hash:
+        check_password_hash(_dummy_hash(), password)
+        return False
+    return user.check_password(password)
+
+
 @bp.get("/")
 def index():
     if current_user.is_authenticated:
@@ -44,19 +66,25 @@ def login():
     error = None
     identifier = ""
     if request.method == "POST":
-        identifier = request.form.get("identifier", "").strip().lower()
+        identifier = request.form.get("identifier", "").strip().lower()[:MAX_IDENTIFIER]
         password = request.form.get("password", "")
-        if is_throttled(identifier, request.remote_addr):
-            error = "Too many failed attempts. Wait a few minutes and try again."
-            return render_template("auth/login.html", error=error, identifier=identifier), 429
+        address = request.remote_addr
+        wait = throttle.seconds_to_wait(identifier, address)
+        if wait:
+            error = (
+                f"Too many failed attempts. Wait {wait} second{'s' if wait != 1 else ''} "
+                "and try again."
+            )
+            page = render_template("auth/login.html", error=error, identifier=identifier)
+            return page, 429, {"Retry-After": str(wait)}
         user = db.session.scalar(
             sa.select(User).where(sa.or_(User.email == identifier, User.username == identifier))
         )
-        if user is None or not user.check_password(password) or not user.active:
-            record_failure(identifier, request.remote_addr)
+        if not password_matches(user, password) or not user.active:
+            throttle.record_failure(identifier, address)
             error = "That email/username and password do not match an active account."
             return render_template("auth/login.html", error=error, identifier=identifier), 401
-        clear_failures(identifier, request.remote_addr)
+        throttle.record_success(identifier, address)
         session.clear()  # a fresh session on login (no fixation)
         login_user(user)
         user.last_login_at = utcnow()
@@ -68,6 +96,9 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    # Logging out ends this user's sessions everywhere, so a copied cookie dies with it.
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

@@ -2,6 +2,8 @@
 
 import re
 
+from webapp.inputs import parse_id
+
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/ ]{0,49}$")
 
 
@@ -26,9 +28,8 @@ def clean_cost_code_input(form) -> tuple[dict, dict[str, str]]:
     raw_parent = (form.get("parent_id") or "").strip()
     parent_id = None
     if raw_parent:
-        if raw_parent.isdigit():
-            parent_id = int(raw_parent)
-        else:
+        parent_id = parse_id(raw_parent)
+        if parent_id is None:
             errors["parent_id"] = "Choose a division from the list."
     data = {
         "code": code,
@@ -44,8 +45,8 @@ def clean_project_ids(form) -> tuple[list[int], list[int], dict[str, str]]:
     """The project ids ticked, and those shown, on the cost code's 'Used on projects' form."""
     lists = []
     for name in ("project_ids", "shown_project_ids"):
-        raw_ids = form.getlist(name)
-        if not all(raw.isdigit() for raw in raw_ids):
+        ids = [parse_id(raw) for raw in form.getlist(name)]
+        if None in ids:
             return [], [], {"project_ids": "Choose projects from the list."}
-        lists.append([int(raw) for raw in raw_ids])
+        lists.append(ids)
     return lists[0], lists[1], {}

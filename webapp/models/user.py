@@ -49,6 +49,9 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
     password_hash: Mapped[str | None] = mapped_column(sa.String(255))
     time_zone: Mapped[str] = mapped_column(sa.String(64), default="America/New_York")
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Part of every session's login id: raising it ends all of the user's sessions at once
+    # (logout, a new password, deactivation), however many copies of a cookie exist.
+    session_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     @property
     def name(self) -> str:
@@ -58,8 +61,18 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
     def is_active(self) -> bool:  # Flask-Login: deactivated users cannot log in
         return self.active
 
+    def get_id(self) -> str:
+        """Flask-Login's session id: "<id>:<session version>" (see session_version)."""
+        return f"{self.id}:{self.session_version or 1}"
+
+    def end_sessions(self) -> None:
+        """Make every session of this user (on every device) log in again."""
+        self.session_version = (self.session_version or 1) + 1
+
     def set_password(self, password: str) -> None:
+        """A new password; every session opened with the old one ends."""
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
 
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)

@@ -1,7 +1,7 @@
 """Users admin pages: list and search, create, edit, deactivate and reactivate, invite links."""
 
 from flask import Blueprint, current_app, flash, redirect, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 
 from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
 from webapp.models import Role, User
@@ -87,6 +87,9 @@ def edit(user_id: int):
         except service.ValidationFailed as refused:
             errors = refused.errors
         else:
+            if user.id == current_user.id and data.get("password"):
+                # Your own new password ends your other sessions, not the one you used.
+                login_user(user)
             flash(f"{user.name} was saved.", "success")
             return hx_redirect(url_for("people.index", q=user.username))
     return render_page_or_fragment(

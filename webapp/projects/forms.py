@@ -2,6 +2,7 @@
 
 from decimal import Decimal, InvalidOperation
 
+from webapp.inputs import parse_id
 from webapp.models import TimeEntryMode
 from webapp.services.projects import ISO_COUNTRY_CODES
 
@@ -65,9 +66,10 @@ def clean_project_input(form) -> tuple[dict, dict[str, str]]:
 
     supervisor_ids = []
     for raw in form.getlist("supervisor_ids") if hasattr(form, "getlist") else []:
-        try:
-            supervisor_ids.append(int(raw))
-        except ValueError:
+        supervisor_id = parse_id(raw)
+        if supervisor_id is None:
             errors["supervisor_ids"] = "Choose supervisors from the list."
+        else:
+            supervisor_ids.append(supervisor_id)
     data["supervisor_ids"] = supervisor_ids
     return data, errors

@@ -5,6 +5,7 @@ from sqlalchemy.orm import lazyload
 
 from webapp.extensions import db
 from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
+from webapp.inputs import parse_id
 from webapp.models import CostCode, Project, TimeEntryMode
 from webapp.pagination import paginate
 from webapp.projects.forms import clean_project_input
@@ -146,8 +147,7 @@ def cost_codes(project_id: int):
 @admin_required
 def assign_cost_code(project_id: int):
     project = get_project_or_404(project_id)
-    raw = request.form.get("cost_code_id", "")
-    cost_code_id = int(raw) if raw.isdigit() else None
+    cost_code_id = parse_id(request.form.get("cost_code_id"))
     try:
         code = service.assign_cost_code(project, cost_code_id)
     except ValidationFailed as refused:

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from webapp.extensions import db
 from webapp.htmx import render_fragment, render_page_or_fragment
+from webapp.inputs import parse_date_checked, parse_id, parse_int
 from webapp.models import IntegrationSettings, TimeCard
 from webapp.services import push
 from webapp.services import timecards as cards
@@ -106,24 +107,27 @@ def retry(card_id: int):
     card = viewable_card(card_id)
     if not may_retry(card):
         abort(403)
-    push_id = request.form.get("push_id", type=int)
+    push_id = parse_id(request.form.get("push_id"))
     push.retry_card(card.company_id, card.id, push_id)
     return render_fragment("timecards/_sync_badge.html", card=card)
 
 
-def parse_week(raw: str | None) -> date:
-    try:
-        day = date.fromisoformat(raw) if raw else date.today()
-    except ValueError:
-        day = date.today()
-    return cards.monday_of(day)
+def parse_week(raw: str | None) -> tuple[date, str | None]:
+    """(the Monday of the week named by `raw`, None), or (this week's, why not) when `raw`
+    is malformed or outside the dates Crewclock keeps."""
+    if not (raw or "").strip():
+        return cards.monday_of(date.today()), None
+    day, problem = parse_date_checked(raw)
+    if day is None:
+        return cards.monday_of(date.today()), f"{problem} Showing this week instead."
+    return cards.monday_of(day), None
 
 
 @bp.get("/check")
 @admin_required
 def check():
     """Pre-send check for a week: what a push would create, update or skip, and why."""
-    week = parse_week(request.args.get("week"))
+    week, problem = parse_week(request.args.get("week"))
     result = push.precheck_week(current_company_id(), week)
     return render_page_or_fragment(
         "push/check.html",
@@ -133,6 +137,7 @@ def check():
         prev_week=week - timedelta(days=7),
         next_week=week + timedelta(days=7),
         set_up=push._push_trigger(current_company_id()) is not None,
+        message=problem,
     )
 
 
@@ -140,8 +145,20 @@ def check():
 @admin_required
 def send_now():
     """Ask a worker to send everything queued now."""
+    week, problem = parse_week(request.form.get("week"))
+    if problem is not None:
+        # Nothing is queued: the admin asked about a week that cannot exist here.
+        return render_fragment(
+            "push/_check.html",
+            status=422,
+            check=push.precheck_week(current_company_id(), week),
+            week=week,
+            prev_week=week - timedelta(days=7),
+            next_week=week + timedelta(days=7),
+            set_up=True,
+            message=f"Not sent: {problem}",
+        )
     queued = push.enqueue_push(current_company_id())
-    week = parse_week(request.form.get("week"))
     result = push.precheck_week(current_company_id(), week)
     return render_fragment(
         "push/_check.html",
@@ -161,17 +178,14 @@ HOURS_PAGE_SIZE = 50
 def _hours_context(week: date, run, **extra) -> dict:
     """What the hours page and its fragments show: the week, its check, one page of rows."""
     rows = (run.checkpoint or {}).get("rows", []) if run is not None and run.finished else []
-    try:
-        page = max(1, int(request.args.get("page", 1)))
-    except ValueError:
-        page = 1
+    page = parse_int(request.args.get("page"), minimum=1) or 1
     pages = max(1, -(-len(rows) // HOURS_PAGE_SIZE))
     page = min(page, pages)
     context = {
         "week": week,
-        "week_end": week + timedelta(days=6),
-        "prev_week": week - timedelta(days=7),
-        "next_week": week + timedelta(days=7),
+        "week_end": _shifted(week, 6),
+        "prev_week": _shifted(week, -7),
+        "next_week": _shifted(week, 7),
         "this_week": cards.monday_of(date.today()),
         "run": run,
         "rows": rows[(page - 1) * HOURS_PAGE_SIZE : page * HOURS_PAGE_SIZE],
@@ -184,6 +198,23 @@ def _hours_context(week: date, run, **extra) -> dict:
     }
     context.update(extra)
     return context
+
+
+def _shifted(week: date, days: int) -> date:
+    """`week` moved by `days`, or `week` itself at the calendar's edge (a check stored before
+    weeks were limited can name year 1 or 9999; its page must still show what happened)."""
+    try:
+        return week + timedelta(days=days)
+    except OverflowError:
+        return week
+
+
+def _week_of(run) -> date:
+    """The week a stored check was for (this week if it is unreadable)."""
+    try:
+        return date.fromisoformat(run.cursor_before or "")
+    except ValueError:
+        return cards.monday_of(date.today())
 
 
 @bp.get("/hours")
@@ -238,7 +269,7 @@ def hours_run(check_id: int):
 
     run = _check_or_404(check_id)
     jobs.enqueue_if_lost(jobs.check_hours, run)
-    week = date.fromisoformat(run.cursor_before)
+    week = _week_of(run)
     return render_page_or_fragment(
         "push/hours.html", "push/_hours_run.html", **_hours_context(week, run)
     )
@@ -265,5 +296,5 @@ def hours_resend(check_id: int):
     if request.headers.get("HX-Request") != "true":
         return redirect(url_for("push.hours_run", check_id=check_id), code=303)
     run = _check_or_404(check_id)
-    week = date.fromisoformat(run.cursor_before)
+    week = _week_of(run)
     return render_fragment("push/_hours_run.html", **_hours_context(week, run, message=message))

@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 
 from webapp.extensions import db
+from webapp.inputs import DATE_RANGE_MESSAGE, EARLIEST_DATE, LATEST_DATE
 from webapp.models import (
     CostCode,
     EntityType,
@@ -78,6 +79,8 @@ def parse_week(raw: str | None, today: date | None = None) -> date:
     monday = day - timedelta(days=day.weekday())
     if monday > today:
         raise WeekNotValid("That week has not started yet; pick this week or an earlier one.")
+    if day < EARLIEST_DATE:
+        raise WeekNotValid(DATE_RANGE_MESSAGE)
     return monday
 
 
@@ -502,6 +505,17 @@ def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
         return None
     if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
         return run  # RQ ran it twice: the first finished it
+    problem = _week_problem(run.cursor_before)
+    if problem is not None:
+        # A check queued before weeks were limited: fail it with the reason, never ask Procore.
+        run.status, run.finished_at, run.stage, run.error = (
+            RunStatus.FAILED,
+            utcnow(),
+            None,
+            problem,
+        )
+        db.session.commit()
+        return run
     stats = None
     try:
         # A retry starts over: the earlier attempt's items must not count twice.
@@ -543,6 +557,17 @@ def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
         if push._is_auth_problem(exc):
             return run  # a retry cannot help; the page says to reconnect
         raise
+
+
+def _week_problem(stored: str | None) -> str | None:
+    """Why a stored week cannot be checked, or None."""
+    try:
+        week = date.fromisoformat(stored or "")
+    except ValueError:
+        return "The week of this check is unreadable; pick a week and click Check."
+    if not EARLIEST_DATE - timedelta(days=6) <= week <= LATEST_DATE:
+        return f"The week of {week.isoformat()} cannot be checked. {DATE_RANGE_MESSAGE}"
+    return None
 
 
 # ================================================================= re-send differences

@@ -83,7 +83,11 @@ def set_password_from_invite(token: str, password: str) -> User:
     result = db.session.execute(
         sa.update(User)
         .where(User.id == user.id, unchanged)
-        .values(password_hash=generate_password_hash(password))
+        .values(
+            password_hash=generate_password_hash(password),
+            # The new password ends every session opened before it (e.g. a stolen cookie).
+            session_version=sa.func.coalesce(User.session_version, 1) + 1,
+        )
     )
     if result.rowcount != 1:
         db.session.rollback()

@@ -44,16 +44,30 @@ def search_users(company_id: int, q: str = "", without_password: bool = False) -
     return query.order_by(User.last_name, User.first_name, User.id)
 
 
+# Usernames and emails are unique across the installation, but an admin may only learn that
+# one is taken by a user of their own company: for anyone else's the message is neutral.
+USERNAME_TAKEN = "That username is already taken; choose another."
+USERNAME_UNUSABLE = "This username cannot be used; choose another."
+EMAIL_TAKEN = "Another user already has this email address."
+EMAIL_UNUSABLE = "This email address cannot be used."
+
+
 def uniqueness_errors(company_id: int, data: dict, user_id: int | None = None) -> dict[str, str]:
-    """Messages for a username/email taken anywhere, or an employee id taken in the company."""
+    """Messages for a username/email taken anywhere (precise only within the company), or
+    an employee id taken in the company."""
     errors: dict[str, str] = {}
-    others = sa.select(User.id).where(User.id != user_id) if user_id else sa.select(User.id)
-    if data.get("username") and db.session.scalar(
-        others.where(User.username == data["username"]).limit(1)
+    others = sa.select(User.company_id)
+    if user_id:
+        others = others.where(User.id != user_id)
+    for field, taken, unusable in (
+        ("username", USERNAME_TAKEN, USERNAME_UNUSABLE),
+        ("email", EMAIL_TAKEN, EMAIL_UNUSABLE),
     ):
-        errors["username"] = "That username is already taken; choose another."
-    if data.get("email") and db.session.scalar(others.where(User.email == data["email"]).limit(1)):
-        errors["email"] = "Another user already has this email address."
+        if not data.get(field):
+            continue
+        holder = db.session.scalar(others.where(getattr(User, field) == data[field]).limit(1))
+        if holder is not None:
+            errors[field] = taken if holder == company_id else unusable
     if data.get("employee_id") and db.session.scalar(
         others.where(User.company_id == company_id, User.employee_id == data["employee_id"]).limit(
             1
@@ -121,6 +135,7 @@ def set_user_active(user: User, active: bool, acting_user_id: int) -> User:
         if user.role == Role.ADMIN and other_active_admins(user.company_id, user.id) == 0:
             raise ValidationFailed({"active": "This is the last active admin."})
     user.active = active
+    user.end_sessions()  # a deactivated user's open sessions end now, not when they expire
     db.session.commit()
     return user
 
@@ -132,10 +147,11 @@ def _commit_or_refuse() -> None:
     except IntegrityError as error:
         db.session.rollback()
         message = str(error.orig).lower()
+        # A race with another request: the holder's company is unknown, so stay neutral.
         if "email" in message:
-            errors = {"email": "Another user already has this email address."}
+            errors = {"email": EMAIL_UNUSABLE}
         elif "employee_id" in message:
             errors = {"employee_id": "Another user has this employee id."}
         else:
-            errors = {"username": "That username is already taken; choose another."}
+            errors = {"username": USERNAME_UNUSABLE}
         raise ValidationFailed(errors) from error

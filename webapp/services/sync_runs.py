@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp import redis_runtime
 from webapp.extensions import db
+from webapp.inputs import MAX_ID, parse_int
 from webapp.models import (
     ConnectionStatus,
     IntegrationSettings,
@@ -321,14 +323,26 @@ class BadEvent(ValueError):
     """The webhook body is not a Procore event we understand."""
 
 
-def _int(value) -> int | None:
-    if isinstance(value, bool):
+class IgnoredEvent(ValueError):
+    """A well-formed event Crewclock has no use for: answered 2xx (so Procore neither retries
+    nor pauses the endpoint) and not stored, since nothing would ever process it."""
+
+
+# Event ids are only part of the dedupe key (never stored as numbers): any unsigned 64 bits.
+MAX_EVENT_ID = 2**64 - 1
+ULID_CHARS = re.compile(r"[0-9A-Za-z]{1,40}")
+
+
+def _int(value, maximum: int = MAX_ID) -> int | None:
+    """An id from the event (a JSON number, or a string in v4.0 payloads) within range."""
+    return parse_int(value, maximum=maximum)
+
+
+def _text(value, limit: int) -> str | None:
+    """A string field as stored: no NUL bytes (PostgreSQL refuses them), at most `limit`."""
+    if value is None:
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
+    return str(value).replace("\x00", "")[:limit] or None
 
 
 def check_secret(header: str | None) -> bool:
@@ -340,24 +354,27 @@ def check_secret(header: str | None) -> bool:
 
 
 def receive_event(body) -> tuple[ProcoreWebhookEvent | None, bool]:
-    """Store one event once; (event, new). BadEvent when the body is not an event."""
+    """Store one event once; (event, new). BadEvent when the body is not an event,
+    IgnoredEvent when it is one for no connected company or of a kind we do not sync."""
     if not isinstance(body, dict):
         raise BadEvent("body must be a JSON object")
     event_type = body.get("event_type") or body.get("reason")
     resource_name = body.get("resource_name") or body.get("resource_type")
-    resource_id = _int(body.get("resource_id"))
-    ulid = body.get("ulid") if isinstance(body.get("ulid"), str) else None
-    event_id = _int(body.get("id"))
-    if ulid is None and isinstance(body.get("id"), str) and len(body["id"]) == 26:
-        ulid = body["id"]  # v4.0 payloads: the id is the ULID
-    if event_type not in EVENT_TYPES or not isinstance(resource_name, str):
+    if not isinstance(event_type, str) or not isinstance(resource_name, str):
         raise BadEvent("event_type and resource_name are required")
+    resource_id = _int(body.get("resource_id"))
+    raw_id = body.get("id")
+    ulid = body.get("ulid") if isinstance(body.get("ulid"), str) else None
+    event_id = _int(raw_id, maximum=MAX_EVENT_ID)
+    if ulid is None and isinstance(raw_id, str) and len(raw_id) == 26:
+        ulid = raw_id  # v4.0 payloads: the id is the ULID
     if resource_id is None or (ulid is None and event_id is None):
-        raise BadEvent("resource_id and an event id are required")
-    if ulid is not None and len(ulid) > 40:
-        raise BadEvent("ulid is too long")
-    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        raise BadEvent("resource_id and an event id are required (whole numbers within 64 bits)")
+    if ulid is not None and not ULID_CHARS.fullmatch(ulid):
+        raise BadEvent("ulid must be up to 40 letters and digits")
     procore_company = _int(body.get("company_id"))
+    if body.get("company_id") is not None and procore_company is None:
+        raise BadEvent("company_id must be a whole number within 64 bits")
     company_id = None
     if procore_company is not None:
         company_id = db.session.scalar(
@@ -366,16 +383,21 @@ def receive_event(body) -> tuple[ProcoreWebhookEvent | None, bool]:
             .order_by(ProcoreConnection.company_id)
             .limit(1)
         )
-    source_app = metadata.get("source_application_id")
+    if company_id is None:
+        raise IgnoredEvent("no connected company")
+    if event_type not in EVENT_TYPES:
+        # v4.0's `reason` may name more than create/update/delete.
+        raise IgnoredEvent(f"event type {event_type[:20]!r} is not synced")
+    metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
     event = ProcoreWebhookEvent(
         company_id=company_id,
         dedupe_key=f"ulid:{ulid}" if ulid else f"id:{event_id}",
         procore_company_id=procore_company,
-        resource_name=resource_name[:80],
+        resource_name=_text(resource_name, 80) or "",
         resource_id=resource_id,
         event_type=event_type,
-        source_application_id=str(source_app)[:120] if source_app is not None else None,
-        event_timestamp=str(body.get("timestamp") or "")[:40] or None,
+        source_application_id=_text(metadata.get("source_application_id"), 120),
+        event_timestamp=_text(body.get("timestamp"), 40),
     )
     db.session.add(event)
     try:

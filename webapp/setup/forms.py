@@ -1,15 +1,8 @@
 """Validation of the wizard's small forms: each returns (values, {field: message})."""
 
+from webapp.inputs import parse_id
 from webapp.models import SyncDirection, TimecardTrigger
 from webapp.procore.mapping import ENTITY_TYPES
-
-
-def parse_int(value) -> int | None:
-    """An int from a form value, or None."""
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
 
 
 def entity_or_none(value: str) -> str | None:
@@ -20,7 +13,7 @@ def entity_or_none(value: str) -> str | None:
 def validate_step1(form, lists: list[dict]) -> tuple[dict, dict]:
     """Step 1: a standard cost code list of the chosen company."""
     errors = {}
-    list_id = parse_int(form.get("standard_cost_code_list_id"))
+    list_id = parse_id(form.get("standard_cost_code_list_id"))
     names = {item["id"]: item["name"] for item in lists}
     if list_id not in names:
         errors["standard_cost_code_list_id"] = "Choose the Global (Standard) Cost Code List."
@@ -58,7 +51,7 @@ def validate_line_item_type(
     raw = str(form.get(LINE_ITEM_TYPE_FIELD) or "").strip()
     if not raw:
         return False, None, None
-    chosen = parse_int(raw)
+    chosen = parse_id(raw)
     by_id = {t["id"]: t for t in types}
     if chosen is not None and chosen in by_id:
         return False, by_id[chosen], None

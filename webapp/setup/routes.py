@@ -7,6 +7,7 @@ from flask_login import current_user
 from webapp import jobs
 from webapp.extensions import db
 from webapp.htmx import render_fragment, render_page_or_fragment
+from webapp.inputs import parse_id
 from webapp.models import RunStatus, SyncDirection, TimecardTrigger
 from webapp.models.base import utcnow
 from webapp.pagination import paginate
@@ -177,7 +178,7 @@ def save_step(step: int):
 @admin_required
 def choose_company():
     """Step 1: save the Procore company and show its cost code lists."""
-    procore_company_id = forms.parse_int(request.form.get("procore_company_id"))
+    procore_company_id = parse_id(request.form.get("procore_company_id"))
     error = imports.choose_procore_company(current_company_id(), procore_company_id)
     if error:
         db.session.rollback()
@@ -418,7 +419,7 @@ def link_row(row_id: int):
     """'Link to existing': choose the record this Procore record links to (or none)."""
     row = _row_or_404(row_id)
     raw = request.form.get("local_id", "")
-    local_id = forms.parse_int(raw) if raw else None
+    local_id = parse_id(raw) if raw else None
     if raw and local_id is None:
         return _render_row(row, 422, row_error="Choose a record from the list.")
     error = imports.set_link_choice(current_company_id(), row, local_id)

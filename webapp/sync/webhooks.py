@@ -33,6 +33,11 @@ def receive():
     try:
         body = current_app.json.loads(raw) if raw else None
         event, new = sync_runs.receive_event(body)
+    except sync_runs.IgnoredEvent as reason:
+        # 2xx: a refusal would make Procore pause every delivery and retry this for 12 hours.
+        return jsonify(status="ignored", reason=str(reason)[:200]), 200
+    except RecursionError:  # thousands of nested brackets: no event looks like that
+        return jsonify(error="bad event: nested too deeply"), 400
     except (ValueError, sync_runs.BadEvent) as exc:
         return jsonify(error=f"bad event: {exc}"[:200]), 400
     if not new:

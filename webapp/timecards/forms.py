@@ -3,18 +3,11 @@
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 
+from webapp.inputs import parse_date, parse_date_checked, parse_id, parse_int
 from webapp.models import WorkType
 from webapp.services.timecards import EntryData
 
 MAX_NOTES = 2000
-
-
-def parse_date(value: str | None) -> date | None:
-    """A YYYY-MM-DD date, or None."""
-    try:
-        return date.fromisoformat((value or "").strip())
-    except ValueError:
-        return None
 
 
 def parse_time(value: str | None) -> time | None:
@@ -26,13 +19,6 @@ def parse_time(value: str | None) -> time | None:
         except ValueError:
             continue
     return None
-
-
-def parse_int(value: str | None) -> int | None:
-    try:
-        return int((value or "").strip())
-    except ValueError:
-        return None
 
 
 def parse_work_type_and_notes(form, errors: dict[str, str]) -> tuple[WorkType, str | None]:
@@ -51,14 +37,14 @@ def parse_work_type_and_notes(form, errors: dict[str, str]) -> tuple[WorkType, s
 def parse_entry_form(form) -> tuple[EntryData | None, dict[str, str]]:
     """Turn the entry row's fields into EntryData, or field errors saying what to fix."""
     errors: dict[str, str] = {}
-    work_date = parse_date(form.get("work_date"))
+    work_date, date_problem = parse_date_checked(form.get("work_date"))
     if work_date is None:
-        errors["work_date"] = "Pick a date."
-    project_id = parse_int(form.get("project_id"))
+        errors["work_date"] = date_problem
+    project_id = parse_id(form.get("project_id"))
     if project_id is None:
         errors["project_id"] = "Choose a project."
     cost_code_raw = (form.get("cost_code_id") or "").strip()
-    cost_code_id = parse_int(cost_code_raw) if cost_code_raw else None
+    cost_code_id = parse_id(cost_code_raw) if cost_code_raw else None
     if cost_code_raw and cost_code_id is None:
         errors["cost_code_id"] = "Pick a cost code from the list."
 
@@ -83,8 +69,8 @@ def parse_entry_form(form) -> tuple[EntryData | None, dict[str, str]]:
             hours = None
 
     break_raw = (form.get("break_minutes") or "").strip()
-    break_minutes = parse_int(break_raw) if break_raw else 0
-    if break_minutes is None or not 0 <= break_minutes <= 1440:
+    break_minutes = parse_int(break_raw, maximum=1440) if break_raw else 0
+    if break_minutes is None:
         errors["break_minutes"] = "Enter the break in whole minutes (0 or more)."
         break_minutes = 0
 
@@ -109,18 +95,29 @@ def parse_entry_form(form) -> tuple[EntryData | None, dict[str, str]]:
 
 
 def parse_week(value: str | None, default: date) -> date:
-    """The ?week= date (any day of the week), or `default` when missing or malformed."""
+    """The ?week= date (any day of the week), or `default` when missing, malformed or out of
+    range (see week_notice for what to tell the person)."""
     return parse_date(value) or default
+
+
+def week_notice(value: str | None) -> str | None:
+    """What to say when a ?week= value was given but cannot be shown (None otherwise)."""
+    if not (value or "").strip():
+        return None
+    _day, problem = parse_date_checked(value)
+    if problem is None:
+        return None
+    return f"Cannot show the week of {value.strip()[:20]}: {problem} Showing this week instead."
 
 
 def parse_clock_in_form(form) -> tuple[dict, dict[str, str]]:
     """The clock-in fields (project, cost code, work type, notes) as clock_in() arguments."""
     errors: dict[str, str] = {}
-    project_id = parse_int(form.get("project_id"))
+    project_id = parse_id(form.get("project_id"))
     if project_id is None:
         errors["project_id"] = "Choose a project."
     cost_code_raw = (form.get("cost_code_id") or "").strip()
-    cost_code_id = parse_int(cost_code_raw) if cost_code_raw else None
+    cost_code_id = parse_id(cost_code_raw) if cost_code_raw else None
     if cost_code_raw and cost_code_id is None:
         errors["cost_code_id"] = "Pick a cost code from the list."
     work_type, notes = parse_work_type_and_notes(form, errors)

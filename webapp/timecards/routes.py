@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from webapp.extensions import db
 from webapp.htmx import hx_redirect, is_fragment_request, render_fragment, render_page_or_fragment
+from webapp.inputs import parse_date, parse_id, parse_int
 from webapp.models import (
     APPROVER_ROLES,
     ClockSession,
@@ -24,10 +25,9 @@ from webapp.services import timecards as svc
 from webapp.tenancy import get_scoped_or_404, require_role
 from webapp.timecards.forms import (
     parse_clock_in_form,
-    parse_date,
     parse_entry_form,
-    parse_int,
     parse_week,
+    week_notice,
 )
 
 bp = Blueprint("timecards", __name__, url_prefix="/time")
@@ -104,7 +104,7 @@ def entry_form_context(card, week_start, entry, values, errors=None) -> dict:
     project_search = len(projects) > svc.PICKER_THRESHOLD
     if project_search:
         projects = svc.recent_projects(company_id, owner_id, week_start)
-    project_id = parse_int(str(values.get("project_id") or ""))
+    project_id = parse_id(values.get("project_id"))
     project = None
     if project_id is not None:
         project = db.session.get(Project, project_id)
@@ -153,7 +153,7 @@ def entry_cost_codes(project, entry, values, owner_id, week_start) -> tuple[list
     code_search = len(cost_codes) > svc.PICKER_THRESHOLD
     if code_search:
         cost_codes = svc.recent_cost_codes(company_id, owner_id, project.id, week_start)
-        chosen_id = parse_int(str(values.get("cost_code_id") or ""))
+        chosen_id = parse_id(values.get("cost_code_id"))
         if chosen_id is not None and chosen_id not in {c.id for c in cost_codes}:
             chosen = svc.project_cost_codes_by_id(company_id, project.id, [chosen_id])
             cost_codes = [*chosen, *cost_codes]
@@ -233,6 +233,7 @@ def my_time():
         prev_week=week_start - timedelta(days=7),
         next_week=week_start + timedelta(days=7),
         this_week=svc.monday_of(today),
+        week_notice=week_notice(request.args.get("week")),
         clock_panel=clock_panel_context(row=add_row),
         **context,
     )
@@ -277,7 +278,7 @@ def approvals():
 def entry_form():
     """The add/edit row; reloaded with the row's values when the project changes."""
     entry = None
-    entry_id = parse_int(request.args.get("entry_id"))
+    entry_id = parse_id(request.args.get("entry_id"))
     if entry_id is not None:
         entry = entry_or_404(entry_id)
         card = entry.time_card
@@ -315,7 +316,7 @@ def project_matches():
 @login_required
 def cost_code_matches():
     """The entry row's cost code search: a few matching active codes of the chosen project."""
-    project_id = parse_int(request.args.get("project_id"))
+    project_id = parse_id(request.args.get("project_id"))
     if project_id is None:
         abort(404)
     project = get_scoped_or_404(Project, project_id)
@@ -333,7 +334,7 @@ def cost_code_matches():
 
 def card_for_new_entry(source) -> tuple[TimeCard | None, object]:
     """(card, owner) for an add row: a card id (admins on others' cards) or your own week."""
-    card_id = parse_int(source.get("card_id"))
+    card_id = parse_id(source.get("card_id"))
     if card_id is not None:
         card = viewable_card_or_404(card_id)
         if not svc.may_change_entries(card, current_user):
@@ -518,8 +519,8 @@ def clock_out(clock_id: int):
     clock = own_clock_or_404(clock_id)
     values = request.form.to_dict()
     break_raw = (request.form.get("break_minutes") or "").strip()
-    break_minutes = parse_int(break_raw) if break_raw else 0
-    if break_minutes is None or not 0 <= break_minutes <= 1440:
+    break_minutes = parse_int(break_raw, maximum=1440) if break_raw else 0
+    if break_minutes is None:
         errors = {"break_minutes": "Enter the break in whole minutes (0 or more)."}
         return clock_panel_response(422, values, errors)
     try:
