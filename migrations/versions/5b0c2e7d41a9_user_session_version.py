@@ -1,7 +1,7 @@
 """user session version: a number in every session's login id, raised to end them all
 
 Revision ID: 5b0c2e7d41a9
-Revises: 9e2480cf7361
+Revises: b7d41c2e9a15
 Create Date: 2026-12-09 10:00:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5b0c2e7d41a9'
-down_revision = '9e2480cf7361'
+down_revision = 'b7d41c2e9a15'
 branch_labels = None
 depends_on = None
 
