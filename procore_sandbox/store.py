@@ -232,9 +232,21 @@ class Store:
             if record is not None:
                 self._wrote(table)
                 self._dirty = True
+                if table == "projects":
+                    self._drop_project_entries(key)
         if record is not None and notify:
             self._emit(table, "delete", record, source_application_id)
         return record
+
+    def _drop_project_entries(self, project_id: Any) -> None:
+        # A deleted project takes its timesheets with it in Procore: its timecard entries are
+        # no longer listed or reachable anywhere, so they must not linger here either.
+        entries = self.tables["timecard_entries"]
+        gone = [k for k, e in entries.items() if e.get("project_id") == project_id]
+        for entry_key in gone:
+            del entries[entry_key]
+        if gone:
+            self._wrote("timecard_entries")
 
     def bulk_load(self, table: str, records: Iterable[dict]) -> None:
         """Insert many records without timestamps bookkeeping or events (seeding)."""

@@ -383,8 +383,8 @@ def duplicate_links(company_id: int) -> list:
 
 def remote_entries(world: World, reachable: bool = False) -> list[dict]:
     """Procore's timecard entries that carry one of our origin ids (`reachable`: only those
-    whose project still exists; the sandbox keeps a deleted project's entries, where
-    Procore takes them away with it, and the push treats them as gone)."""
+    whose project still exists; a deleted project takes its entries with it, so this is a
+    second guard, for entries of a project deleted while they were being created)."""
     projects = set(world.store.table("projects"))
     return [
         e

@@ -296,3 +296,25 @@ def test_control_api_refuses_unknown_or_malformed_company_settings(procore):
     bad = {"rounding_configuration": {"interval_minutes": 0}}
     assert procore.session.patch(url, json=bad).status_code == 400
     assert procore.session.get(url).json()["rounding_configuration"]["enabled"] is False
+
+
+def test_a_deleted_project_takes_its_timecard_entries_with_it(ctx):
+    # procore-api.md §8.7/§8.8: entries and timesheets live inside a project; the reference has
+    # no way to reach a deleted project's entries (project lists and the company-wide list only
+    # show live projects' data), so the sandbox drops them with the project (stricter reading:
+    # an integration must never count on them still being there).
+    procore, project, party, code = ctx
+    reply = company_create(
+        procore,
+        project,
+        {"date": "2026-02-02", "hours": "8", "party_id": party["id"],
+         "cost_code_id": code["id"], "origin_id": 777},
+    )  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    procore.store.delete("projects", project["id"])
+    listed = procore.get(
+        f"/rest/v1.0/companies/{procore.company_id}/timecard_entries",
+        params={"start_date": "2026-02-01", "end_date": "2026-02-08"},
+    ).json()
+    assert [e for e in listed if e.get("origin_id") == 777] == []
+    assert procore.store.select("timecard_entries", project_id=project["id"]) == []
