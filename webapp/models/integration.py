@@ -106,6 +106,9 @@ class IntegrationSettings(TimestampMixin, db.Model):
     labor_line_item_type_id: Mapped[int | None] = mapped_column(BigId)
     labor_line_item_type_name: Mapped[str | None] = mapped_column(sa.String(200))
     setup_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # With users syncing both ways: when Procore changes a linked user's email (their
+    # Crewclock login), keep Crewclock's and send it back to Procore instead.
+    keep_crewclock_email: Mapped[bool] = mapped_column(default=False)
 
 
 class RunStatus(enum.StrEnum):
