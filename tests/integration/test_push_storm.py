@@ -44,9 +44,9 @@ class StormSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-def approved_cards_with(world, total: int, per_card: int) -> int:
+def approved_cards_with(world, total: int, per_card: int, week=WEEK, cards=None) -> int:
     """Approved cards holding `total` entries (inserted directly: the rules are not on test)."""
-    made, week = 0, WEEK
+    made = 0
     while made < total:
         for worker in world.workers:
             if made >= total:
@@ -70,6 +70,8 @@ def approved_cards_with(world, total: int, per_card: int) -> int:
             db.session.refresh(card)
             tc.change_status(card, TimeCardStatus.SUBMITTED, worker)
             tc.change_status(card, TimeCardStatus.APPROVED, world.admin)
+            if cards is not None:
+                cards.append(card)
             made += count
         week += timedelta(days=7)
     return made
@@ -96,13 +98,19 @@ def test_fault_storm_ends_with_exactly_one_procore_entry_per_local_entry(world, 
     world.settings.use_bulk_timecards = bulk
     db.session.commit()
     made = approved_cards_with(world, total, per_card=100)
+    rejected: list = []  # approved, partly sent through the storm, then sent back
+    approved_cards_with(world, 60, per_card=15, week=WEEK + timedelta(weeks=30), cards=rejected)
     storm = StormSession(world.sandbox.faults, rate=0.2, seed=20260302 + int(bulk))
     client = world.sandbox.client(session=storm)
+    world.push(client=client)
+    for card in rejected:
+        world.reject(card)
     push_until_quiet(world, client)
 
     remote = world.sandbox.entries()
     origins = [e["origin_id"] for e in remote]
-    local_ids = set(db.session.scalars(sa.select(TimeEntry.id)))
+    rejected_ids = {e.id for card in rejected for e in card.entries}
+    local_ids = set(db.session.scalars(sa.select(TimeEntry.id))) - rejected_ids
     assert len(local_ids) == made == total
     assert len(origins) == total, "lost or duplicated entries"
     assert len(set(origins)) == total, "duplicates in Procore"
@@ -110,9 +118,15 @@ def test_fault_storm_ends_with_exactly_one_procore_entry_per_local_entry(world, 
     namespace = world.settings.timecard_origin_namespace
     assert {mapping.entry_id_from_origin(o, namespace) for o in origins} == local_ids
     rows = list(db.session.scalars(sa.select(ProcorePush)))
-    assert {r.state for r in rows} == {PushState.DONE}
+    kept = [r for r in rows if r.time_entry_id not in rejected_ids]
+    assert {r.state for r in kept} == {PushState.DONE}
     by_origin = {e["origin_id"]: e["id"] for e in remote}
-    assert all(by_origin[r.origin_id] == r.procore_id for r in rows)
+    assert all(by_origin[r.origin_id] == r.procore_id for r in kept)
+    # None for rejected cards: removed from Procore, or never sent.
+    gone = [r for r in rows if r.time_entry_id in rejected_ids]
+    assert len(gone) == 60 and not any(r.origin_id in by_origin for r in gone)
+    assert {r.state for r in gone} <= {PushState.DONE, PushState.SKIPPED}
+    assert all(r.procore_id is None for r in gone)
     # The storm really happened: about a fifth of all calls met a fault.
     assert storm.armed >= 0.1 * client.stats.calls > 0
     if not bulk:

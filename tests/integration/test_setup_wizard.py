@@ -355,3 +355,26 @@ def test_unlink_badge_removes_the_link(admin_client, company, admin):
     assert response.status_code == 200
     assert "Not linked to Procore" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(ProcoreLink)) is None
+
+
+def test_failed_load_from_procore_says_it_failed_with_a_way_to_try_again(
+    admin_client, company, admin, connected, monkeypatch
+):
+    from webapp.procore.errors import ProcoreUnavailable
+
+    _walk_to_step(admin_client, company, connected, 1)
+
+    def unavailable(path, params, page, per_page):
+        raise ProcoreUnavailable("Procore answered 503 Service Unavailable")
+
+    monkeypatch.setattr(imports, "client_page_fetcher", lambda company_id: unavailable)
+    admin_client.post(f"{BASE}/stage/user", headers=HX)
+    run = _latest_run(company, "stage_user")
+    with pytest.raises(ProcoreUnavailable):
+        _run_job(jobs.stage_procore_records, company, run)
+    db.session.expire_all()
+
+    progress = admin_client.get(f"{BASE}/runs/{run.id}", headers=HX).get_data(as_text=True)
+    assert "Loaded from Procore." not in progress
+    assert "Loading from Procore failed" in progress and "503" in progress
+    assert f'hx-post="{BASE}/stage/user"' in progress and "Try again" in progress

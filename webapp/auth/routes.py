@@ -93,6 +93,17 @@ def login():
     return render_template("auth/login.html", error=error, identifier=identifier)
 
 
+@bp.post("/account/login-notices/dismiss")
+@login_required
+def dismiss_login_notices():
+    """'Got it' on the notice that sync changed the person's login email."""
+    from webapp.services import login_notices
+
+    login_notices.dismiss(current_user.id)
+    db.session.commit()
+    return redirect(request.referrer or home_url_for(current_user), code=303)
+
+
 @bp.post("/logout")
 @login_required
 def logout():

@@ -143,6 +143,29 @@ def permissions_run(perm_check_id: int):
     return render_fragment("integrations/_permissions_run.html", perm_run=run)
 
 
+@bp.post("/procore/held-deletions/<int:run_id>/confirm")
+@admin_required
+def confirm_held_deletions(run_id: int):
+    """Deactivate the records a reconciliation held back as too many to deactivate at once."""
+    from webapp.models import SyncRun
+    from webapp.services import sync
+    from webapp.tenancy import get_scoped_or_404
+
+    get_scoped_or_404(SyncRun, run_id)
+    count = sync.confirm_held_deletions(current_user.company_id, run_id, current_user.id)
+    if count is None:
+        db.session.rollback()
+        return _render(
+            "Those deactivations are no longer waiting (a newer sync replaced them).", 409
+        )
+    db.session.commit()
+    return _render(
+        f"Confirmed: {count} {'record' if count == 1 else 'records'} deleted in Procore "
+        "deactivated here.",
+        kind="success",
+    )
+
+
 def _index_url() -> str:
     from flask import url_for
 
@@ -181,9 +204,22 @@ def procore_banner_state():
             g.procore_sync_pause = (state.pause_reason or "repeated failures") if paused else None
         return g.procore_sync_pause
 
+    def login_change_notices() -> list:
+        """The signed-in person's undismissed notices that sync changed their login email."""
+        if not current_user.is_authenticated:
+            return []
+        from webapp.services import login_notices
+
+        try:  # read once per page (the banner calls it once)
+            return login_notices.open_for_user(current_user.id)
+        except Exception:  # a banner must never break a page
+            current_app.logger.warning("could not read login change notices")
+            return []
+
     return {
         "procore_needs_reconnect": procore_needs_reconnect,
         "procore_sync_pause_reason": procore_sync_pause_reason,
+        "login_change_notices": login_change_notices,
     }
 
 

@@ -17,6 +17,7 @@ from webapp.models.push import ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.models.staging import ProcoreStagedRecord
 from webapp.models.sync import (
     ConflictPolicy,
+    LoginChangeNotice,
     ProcoreWebhookEvent,
     SyncConflict,
     SyncCursor,
@@ -34,6 +35,7 @@ from webapp.models.user import APPROVER_ROLES, Role, User
 
 __all__ = [
     "ConflictPolicy",
+    "LoginChangeNotice",
     "ProcoreWebhookEvent",
     "SyncConflict",
     "SyncCursor",

@@ -116,6 +116,9 @@ class IntegrationSettings(TimestampMixin, db.Model):
     procore_timecard_in_out: Mapped[bool | None]
     procore_time_entry_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     procore_time_entry_problem: Mapped[str | None] = mapped_column(sa.Text)
+    # With users syncing both ways: when Procore changes a linked user's email (their
+    # Crewclock login), keep Crewclock's and send it back to Procore instead.
+    keep_crewclock_email: Mapped[bool] = mapped_column(default=False)
 
 
 class RunStatus(enum.StrEnum):

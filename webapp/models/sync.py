@@ -57,6 +57,9 @@ class SyncState(db.Model):
     hook_id: Mapped[int | None] = mapped_column(BigId)
     hook_procore_company_id: Mapped[int | None] = mapped_column(BigId)
     hook_error: Mapped[str | None] = mapped_column(sa.Text)
+    # Deactivations a reconciliation held back because they were too many at once:
+    # {"run_id", "reason", "records": {entity: [Procore ids]}}; an admin confirms them.
+    held_deletions: Mapped[dict | None] = mapped_column(sa.JSON)
 
 
 class ProcoreWebhookEvent(IdMixin, db.Model):
@@ -102,3 +105,23 @@ class SyncConflict(IdMixin, db.Model):
     resolved_by_id: Mapped[int | None] = mapped_column(
         BigId, sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )
+
+
+class LoginChangeNotice(IdMixin, db.Model):
+    """Sync changed (or Procore tried to change) a user's login email: shown to the user
+    until they dismiss it, and listed for admins (Crewclock sends no mail)."""
+
+    __tablename__ = "login_change_notice"
+    __table_args__ = (sa.Index("ix_login_change_notice_user_open", "user_id", "dismissed_at"),)
+
+    company_id: Mapped[int] = company_fk()
+    user_id: Mapped[int] = mapped_column(
+        BigId, sa.ForeignKey("user_account.id", ondelete="CASCADE")
+    )
+    run_id: Mapped[int | None] = mapped_column(BigId)
+    old_email: Mapped[str | None] = mapped_column(sa.String(254))
+    new_email: Mapped[str | None] = mapped_column(sa.String(254))
+    # True when Crewclock kept its email and sent it back to Procore instead of taking it.
+    kept: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

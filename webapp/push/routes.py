@@ -144,30 +144,42 @@ def check():
 @bp.post("/send")
 @admin_required
 def send_now():
-    """Ask a worker to send everything queued now."""
+    """Queue whatever the trigger says belongs in Procore, then ask a worker to send it."""
+    company_id = current_company_id()
     week, problem = parse_week(request.form.get("week"))
     if problem is not None:
         # Nothing is queued: the admin asked about a week that cannot exist here.
         return render_fragment(
             "push/_check.html",
             status=422,
-            check=push.precheck_week(current_company_id(), week),
+            check=push.precheck_week(company_id, week),
             week=week,
             prev_week=week - timedelta(days=7),
             next_week=week + timedelta(days=7),
             set_up=True,
             message=f"Not sent: {problem}",
         )
-    queued = push.enqueue_push(current_company_id())
-    result = push.precheck_week(current_company_id(), week)
+    # The same rule as the status hook and the pre-send check: anything sendable but not
+    # queued yet (e.g. approved under an older trigger) is queued before sending.
+    push.requeue_open_cards(company_id)
+    db.session.commit()
+    waiting = push.queued_count(company_id)
+    entries = f"{waiting} {'entry' if waiting == 1 else 'entries'}"
+    if not waiting:
+        message = "Nothing is waiting to be sent to Procore."
+    elif push.enqueue_push(company_id):
+        message = f"Sending {entries} now."
+    else:
+        message = f"A send is already on its way ({entries} waiting)."
+    result = push.precheck_week(company_id, week)
     return render_fragment(
         "push/_check.html",
         check=result,
         week=week,
         prev_week=week - timedelta(days=7),
         next_week=week + timedelta(days=7),
-        set_up=True,
-        message="Sending now." if queued else "A send is already on its way.",
+        set_up=push._push_trigger(company_id) is not None,
+        message=message,
     )
 
 

@@ -1259,6 +1259,18 @@ def choose_procore_company(company_id: int, procore_company_id: int) -> str | No
     if procore_company_id not in companies:
         return "Choose one of the companies your Procore login can see."
     settings = settings_for(company_id)
+    changing = settings.procore_company_id not in (None, procore_company_id)
+    linked = _link_count(company_id) if changing else 0
+    if linked:
+        # Every link points at a record of the current company: under another company a
+        # reconciliation would see them all as deleted in Procore (and deactivate them).
+        current = settings.procore_company_name or f"Procore company {settings.procore_company_id}"
+        return (
+            f"{linked} Crewclock {'record is' if linked == 1 else 'records are'} linked to "
+            f"{current}, so the company cannot change while they are. Unlink them first "
+            "('Unlink' on each linked user, project and cost code), then choose the other "
+            "company; nothing was changed."
+        )
     if settings.procore_company_id != procore_company_id:
         settings.standard_cost_code_list_id = None
         settings.standard_cost_code_list_name = None
@@ -1267,6 +1279,14 @@ def choose_procore_company(company_id: int, procore_company_id: int) -> str | No
     conn.procore_company_id = procore_company_id
     db.session.flush()
     return None
+
+
+def _link_count(company_id: int) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ProcoreLink)
+        .where(ProcoreLink.company_id == company_id)
+    )
 
 
 def cost_code_lists(company_id: int) -> list[dict]:

@@ -17,7 +17,7 @@ import logging
 import time as _time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -63,6 +63,12 @@ def sendable_statuses(trigger: TimecardTrigger) -> tuple[TimeCardStatus, ...]:
     if trigger == TimecardTrigger.ON_SUBMIT:
         return (TimeCardStatus.SUBMITTED, TimeCardStatus.APPROVED)
     return (TimeCardStatus.APPROVED,)
+
+
+def is_sendable(status: TimeCardStatus, trigger: TimecardTrigger | None) -> bool:
+    """The one rule for 'belongs in Procore': the status hook, a trigger change, the
+    pre-send check and 'Send now' all ask this, so they cannot disagree."""
+    return trigger is not None and status in sendable_statuses(trigger)
 
 
 def _push_trigger(company_id: int) -> TimecardTrigger | None:
@@ -121,16 +127,76 @@ def queue_status_change(card: TimeCard, old: TimeCardStatus, new: TimeCardStatus
     trigger = _push_trigger(card.company_id)
     if trigger is None:
         return
-    wanted = sendable_statuses(trigger)
-    if new in wanted and old not in wanted:
+    # Decided by the card's status now, not by the transition: the trigger may have changed
+    # since the card was sent, and a card no longer sendable must leave Procore whatever
+    # status it came from.
+    _converge_card(card, trigger)
+
+
+def _converge_card(card: TimeCard, trigger: TimecardTrigger) -> int:
+    """Queue what Procore should hold for one card now; the number of rows queued."""
+    rows = {
+        r.time_entry_id: r
+        for r in db.session.scalars(
+            sa.select(ProcorePush).where(
+                ProcorePush.company_id == card.company_id, ProcorePush.time_card_id == card.id
+            )
+        )
+    }
+    queued = 0
+    if is_sendable(card.status, trigger):
         for entry in card.entries:
-            _want(card.company_id, card.id, entry.id, PushAction.UPSERT)
-    elif old in wanted and new not in wanted:
-        # A rejected card takes its entries out of Procore until it is approved again.
-        for row in db.session.scalars(
-            sa.select(ProcorePush).where(ProcorePush.time_card_id == card.id)
-        ):
-            _want(card.company_id, card.id, row.time_entry_id, PushAction.DELETE)
+            row = rows.get(entry.id)
+            if row is None or row.action != PushAction.UPSERT:
+                _want(card.company_id, card.id, entry.id, PushAction.UPSERT)
+                queued += 1
+    else:
+        # A card that went back (or no longer meets the trigger) takes its entries out of
+        # Procore until it is sendable again; a removal Procore refuses becomes a conflict.
+        for row in rows.values():
+            if row.action == PushAction.UPSERT:
+                _want(card.company_id, card.id, row.time_entry_id, PushAction.DELETE)
+                queued += 1
+    return queued
+
+
+# A trigger change re-evaluates the cards of "open" weeks: the last OPEN_WEEKS weeks, plus
+# any older card with an outbox row (something of it is in Procore, on its way there, or
+# held), so entries already sent are always taken back when no longer sendable, while a
+# card submitted years ago and never approved is not sent out of the blue.
+OPEN_WEEKS = 8
+
+
+def requeue_open_cards(company_id: int, today: date | None = None) -> int:
+    """Queue (or take out of Procore) every open card's entries for the current trigger.
+
+    Called when "when time cards are sent" changes and by 'Send now'; writes rows in the
+    caller's transaction (the drain is enqueued after its commit). Returns rows queued.
+    """
+    trigger = _push_trigger(company_id)
+    if trigger is None:
+        return 0
+    since = (today or date.today()) - timedelta(weeks=OPEN_WEEKS)
+    since -= timedelta(days=since.weekday())
+    with_rows = sa.select(ProcorePush.time_card_id).where(ProcorePush.company_id == company_id)
+    cards = db.session.scalars(
+        sa.select(TimeCard)
+        .where(
+            TimeCard.company_id == company_id,
+            sa.or_(TimeCard.week_start >= since, TimeCard.id.in_(with_rows)),
+        )
+        .order_by(TimeCard.id)
+    ).unique()
+    return sum(_converge_card(card, trigger) for card in cards)
+
+
+def queued_count(company_id: int) -> int:
+    """Rows waiting to be sent (what 'Send now' will send)."""
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ProcorePush)
+        .where(ProcorePush.company_id == company_id, ProcorePush.state.in_(WORK_STATES))
+    )
 
 
 def queue_entry_change(entry: TimeEntry, action: str) -> None:
@@ -1796,7 +1862,7 @@ def precheck_week(company_id: int, week_start) -> Precheck:
     for entry in entries:
         card = by_card[entry.time_card_id]
         row = rows.get(entry.id)
-        if card.status not in wanted:
+        if not is_sendable(card.status, trigger):
             skip(f"the card is not {wanted[-1].value} yet")
         elif card.user_id not in users:
             skip(f"{card.user.name} is not linked to a Procore user")

@@ -69,6 +69,11 @@ SYNCED_FIELDS = {
 }
 DIRECTION_ATTRS = {USER: "users_direction", PROJECT: "projects_direction"}
 DIRECTION_ATTRS[COST_CODE] = "cost_codes_direction"
+ENTITY_LABELS = {USER: "users", PROJECT: "projects", COST_CODE: "cost codes"}
+# The circuit breaker of mark_missing: one run never deactivates more than this share of a
+# company's linked records of a kind (and more than this many) without an admin's confirm.
+DELETE_GUARD_SHARE = 0.2
+DELETE_GUARD_MIN = 5
 
 
 class SyncRefused(Exception):
@@ -342,6 +347,7 @@ class Tally:
     sent: int = 0
     held: int = 0
     seen: dict = field(default_factory=dict)
+    attention: list = field(default_factory=list)  # why the run needs an admin
 
 
 class Syncer:
@@ -424,6 +430,10 @@ class Syncer:
 
     def _read(self, entity: str, path: str, params: dict) -> set[int]:
         seen: set[int] = set()
+        # Nothing uncommitted may wait across the first call either (e.g. the run's stage,
+        # flushed by any lazy load): a token refresh writes in its own session, and on SQLite
+        # it would wait for ours until "database is locked".
+        db.session.commit()
         for page in self.client.iter_pages(path, params, PER_PAGE):
             ids = self.apply_payloads(entity, page.items)
             seen |= ids
@@ -549,6 +559,13 @@ class Syncer:
         return self._apply(entity, link, record, pv, ph)
 
     def _apply(self, entity: str, link: ProcoreLink, record, pv: dict, ph: str) -> str:
+        old_email = record.email if entity == USER else None
+        procore_email = pv.get("email")
+        keep = entity == USER and self._keeps_email(record, pv)
+        if keep:
+            # The admin chose to keep Crewclock's login: take the rest of Procore's change,
+            # keep our email; the base stays Procore's, so the outbound pass sends ours back.
+            pv = {**pv, "email": local_values(USER, record)["email"]}
         problems = self.problems(entity, record, pv)
         label = mapping.display_name(entity, pv) or f"Procore #{link.procore_id}"
         if problems:
@@ -563,9 +580,42 @@ class Syncer:
         link.sync_problem = None
         link.last_synced_at = self.now()
         self._close_conflicts(entity, link.local_id, "procore")
-        self._item(entity, link, label, "updated", None)
+        reason = None
+        if entity == USER:
+            reason = self._login_change(record, old_email, procore_email, keep)
+        self._item(entity, link, label, "updated", reason)
         self.tally.updated += 1
         return "updated"
+
+    def _keeps_email(self, record, pv: dict) -> bool:
+        """Keep Crewclock's email: chosen by the admin, users sync both ways, and Procore's
+        email differs from ours (ours is the person's login)."""
+        if not (self.settings.keep_crewclock_email and self.directions[USER] == SyncDirection.BOTH):
+            return False
+        ours = local_values(USER, record)["email"]
+        return bool(ours) and pv.get("email") != ours
+
+    def _login_change(self, record, old_email, procore_email, kept: bool) -> str | None:
+        """Record (and say) that a login email changed, or that Procore's change was refused."""
+        from webapp.services import login_notices
+
+        old = (old_email or "").lower() or None
+        if kept:
+            login_notices.record(record, old, procore_email, self.run.id, kept=True)
+            return (
+                f"Procore changed {record.name}'s email to {procore_email or 'none'}; "
+                f"Crewclock kept {old} as their login and sent it back to Procore "
+                "('Keep Crewclock's email' is on)."
+            )
+        new = (record.email or "").lower() or None
+        if new == old:
+            return None
+        login_notices.record(record, old, new, self.run.id, kept=False)
+        return (
+            f"Login email changed by Procore: {record.name} now logs in with "
+            f"{new or 'their username only'} instead of {old or 'no email'}. "
+            "They see a notice on their pages."
+        )
 
     def _hold(self, entity, link, record, lv, pv) -> str:
         existing = db.session.scalar(
@@ -662,7 +712,13 @@ class Syncer:
         return not others
 
     def mark_missing(self, entity: str, seen: set[int], only: set[int] | None = None) -> None:
-        """Soft-delete linked records missing from a complete listing (or 404 by id)."""
+        """Soft-delete linked records missing from a complete listing (or 404 by id).
+
+        A listing that lacks a large share of the links at once (another Procore company
+        chosen, a permission lost, a filter Procore changed) is far likelier a mistake than
+        mass deletion: then nothing is deactivated, the run needs attention and an admin
+        confirms on the Integrations card (see DELETE_GUARD_*).
+        """
         if not self.directions[entity].reads_procore:
             return
         model = MODELS[entity]
@@ -677,23 +733,66 @@ class Syncer:
         )
         if only is not None:
             query = query.where(ProcoreLink.procore_id.in_(list(only)))
-        for link, record in db.session.execute(query):
-            if link.procore_id in seen:
-                continue
-            reason = "Deleted in Procore; kept here as inactive."
-            if link.sync_problem != reason:
-                link.sync_problem = reason
-            if not record.active:
-                continue
-            if entity == USER and self._last_admin(record):
-                link.sync_problem = "Deleted in Procore, but they are the last admin here."
-                continue
-            record.active = False
-            link.payload_hash = values_hash(local_values(entity, record))
-            link.last_synced_at = self.now()
-            self._item(entity, link, _label(entity, record), "deleted", reason)
-            self.tally.deleted += 1
+        missing = [
+            (link, rec) for link, rec in db.session.execute(query) if link.procore_id not in seen
+        ]
+        if only is None:
+            total = _linked_count(self.company_id, entity)
+            going = [(link, rec) for link, rec in missing if rec.active]
+            if too_many_deletions(len(going), total):
+                self._hold_deletions(entity, going, total)
+                return
+            _clear_held(self.company_id, entity)  # a complete listing supersedes an old hold
+        for link, record in missing:
+            self._deactivate(entity, link, record, "Deleted in Procore; kept here as inactive.")
         db.session.flush()
+
+    def _deactivate(self, entity: str, link: ProcoreLink, record, reason: str) -> bool:
+        if link.sync_problem != reason:
+            link.sync_problem = reason
+        if not record.active:
+            return False
+        if entity == USER and self._last_admin(record):
+            link.sync_problem = "Deleted in Procore, but they are the last admin here."
+            return False
+        record.active = False
+        link.payload_hash = values_hash(local_values(entity, record))
+        link.last_synced_at = self.now()
+        self._item(entity, link, _label(entity, record), "deleted", reason)
+        self.tally.deleted += 1
+        return True
+
+    def _hold_deletions(self, entity: str, going: list, total: int) -> None:
+        label = ENTITY_LABELS[entity]
+        reason = (
+            f"{len(going)} of {total} linked {label} are missing from Procore's listing. "
+            f"Nothing was deactivated: that many at once usually means the wrong Procore "
+            f"company or lost permissions, not deletions. Check Procore, then confirm on the "
+            f"Integrations card to deactivate them."
+        )
+        state = state_for(self.company_id)
+        held = dict(state.held_deletions or {})
+        records = dict(held.get("records") or {})
+        reasons = dict(held.get("reasons") or {})
+        records[entity] = sorted(link.procore_id for link, _ in going)
+        reasons[entity] = reason
+        state.held_deletions = {"run_id": self.run.id, "records": records, "reasons": reasons}
+        for link, record in going:
+            self._item(
+                entity,
+                link,
+                _label(entity, record),
+                "skipped",
+                "Missing from Procore's listing; not deactivated until an admin confirms.",
+            )
+        self.tally.attention.append(reason)
+        log.warning(
+            "alert action=sync.deletions_held company=%s entity=%s count=%s of=%s",
+            self.company_id,
+            entity,
+            len(going),
+            total,
+        )
 
     # -- outbound ----------------------------------------------------------------------------
     def outbound(self) -> None:
@@ -994,3 +1093,81 @@ def run_record(run: SyncRun, tally: Tally, stats) -> None:
         run.api_calls = stats.calls
         run.http_429 = stats.rate_limited
     run.status = RunStatus.PARTIAL if tally.failed else RunStatus.SUCCEEDED
+    if tally.attention:
+        run.status = RunStatus.PARTIAL
+        run.error = " ".join(tally.attention)[:2000]
+
+
+# ==================================================================== held deactivations
+def too_many_deletions(count: int, total: int) -> bool:
+    """More than DELETE_GUARD_MIN records and more than DELETE_GUARD_SHARE of the links."""
+    return count > DELETE_GUARD_MIN and count > DELETE_GUARD_SHARE * total
+
+
+def _linked_count(company_id: int, entity: str) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ProcoreLink)
+        .where(ProcoreLink.company_id == company_id, ProcoreLink.entity_type == EntityType(entity))
+    )
+
+
+def _clear_held(company_id: int, entity: str) -> None:
+    state = db.session.get(SyncState, company_id)
+    if state is None or not state.held_deletions:
+        return
+    held = dict(state.held_deletions)
+    records = {k: v for k, v in (held.get("records") or {}).items() if k != entity}
+    reasons = {k: v for k, v in (held.get("reasons") or {}).items() if k != entity}
+    state.held_deletions = {**held, "records": records, "reasons": reasons} if records else None
+
+
+def held_deletions(company_id: int) -> dict | None:
+    """The deactivations waiting for an admin's confirmation, or None."""
+    state = db.session.get(SyncState, company_id)
+    held = state.held_deletions if state is not None else None
+    return held if held and held.get("records") else None
+
+
+def confirm_held_deletions(company_id: int, run_id: int, user_id: int | None) -> int | None:
+    """Apply the held deactivations an admin confirmed; None when that hold is not current.
+
+    Recorded on the run that held them. A record Procore lists again later is reactivated
+    by the next sync as usual.
+    """
+    held = held_deletions(company_id)
+    if held is None or held.get("run_id") != run_id:
+        return None
+    run = db.session.get(SyncRun, run_id)
+    if run is None or run.company_id != company_id:
+        return None
+    syncer = Syncer.__new__(Syncer)  # no Procore call: only the bookkeeping of a run
+    syncer.company_id, syncer.run, syncer.now, syncer.tally = company_id, run, utcnow, Tally()
+    reason = "Deleted in Procore; kept here as inactive (deactivation confirmed by an admin)."
+    for entity, procore_ids in held["records"].items():
+        if entity not in MODELS:
+            continue
+        model = MODELS[entity]
+        rows = db.session.execute(
+            sa.select(ProcoreLink, model)
+            .join(model, model.id == ProcoreLink.local_id)
+            .where(
+                ProcoreLink.company_id == company_id,
+                ProcoreLink.entity_type == EntityType(entity),
+                ProcoreLink.procore_id.in_(list(procore_ids)),
+                model.company_id == company_id,
+            )
+        ).all()
+        for link, record in rows:
+            syncer._deactivate(entity, link, record, reason)
+    run.deleted = (run.deleted or 0) + syncer.tally.deleted
+    state_for(company_id).held_deletions = None
+    db.session.flush()
+    log.info(
+        "audit action=sync.deletions_confirmed company=%s run=%s count=%s user=%s",
+        company_id,
+        run_id,
+        syncer.tally.deleted,
+        user_id,
+    )
+    return syncer.tally.deleted

@@ -32,6 +32,13 @@ def validate_step5(form) -> tuple[dict, dict]:
         values["timecard_trigger"] = TimecardTrigger(form.get("timecard_trigger", ""))
     except ValueError:
         errors["timecard_trigger"] = "Choose when time cards are sent."
+    values["keep_crewclock_email"] = form.get("keep_crewclock_email") == "on"
+    if values["keep_crewclock_email"] and values.get("users_direction") != SyncDirection.BOTH:
+        # Sending our email back to Procore needs users to sync Crewclock -> Procore too.
+        errors["keep_crewclock_email"] = (
+            "Crewclock can keep its email only when users sync Both ways; choose Both ways "
+            "for users or untick this."
+        )
     return values, errors
 
 

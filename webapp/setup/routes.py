@@ -14,7 +14,7 @@ from webapp.pagination import paginate
 from webapp.procore import mapping
 from webapp.procore.errors import ProcoreError
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
-from webapp.services import imports, line_item_types, links
+from webapp.services import imports, line_item_types, links, push
 from webapp.setup import forms
 from webapp.tenancy import admin_required, current_company_id
 
@@ -302,12 +302,17 @@ def sync():
             errors={"step": "Choose the Procore company in step 1."},
             line_item_types=types,
         )
+    trigger_before = settings.timecard_trigger if settings.setup_completed_at else None
     for key, value in values.items():
         setattr(settings, key, value)
     if not keep:
         line_item_types.apply_choice(settings, choice)
     _complete(settings, 5)
     settings.setup_completed_at = settings.setup_completed_at or utcnow()
+    if trigger_before is not None and trigger_before != settings.timecard_trigger:
+        # Cards already submitted or approved must follow the new rule too: queue what is
+        # sendable now and take out of Procore what no longer is (sent after the commit).
+        push.requeue_open_cards(current_company_id())
     run, created = imports.create_run(current_company_id(), imports.IMPORT_KIND, current_user.id)
     db.session.commit()
     if created:

@@ -141,7 +141,8 @@ def run_detail(run_id: int):
         .where(
             SyncRunItem.run_id == run.id,
             SyncRunItem.company_id == run.company_id,
-            SyncRunItem.outcome.in_(FAILED_OUTCOMES),
+            # Plus anything a person should know (a deactivation, a changed login email).
+            sa.or_(SyncRunItem.outcome.in_(FAILED_OUTCOMES), SyncRunItem.reason.is_not(None)),
         )
         .order_by(SyncRunItem.id)
     )
@@ -288,11 +289,20 @@ def sync_status_helpers():
             or conflicts
             or (last is not None and last.status in (RunStatus.FAILED, RunStatus.PARTIAL))
         )
+        from webapp.services import login_notices
+
+        held = sync.held_deletions(company_id)
         return {
             "last_success_at": last_ok,
             "paused": bool(state and state.paused_at),
-            "attention": attention,
+            "attention": attention or bool(held),
             "url": url_for("sync.index"),
+            "held": held,
+            "held_url": url_for("integrations.confirm_held_deletions", run_id=held["run_id"])
+            if held
+            else None,
+            "held_run_url": url_for("sync.run_detail", run_id=held["run_id"]) if held else None,
+            "login_changes": login_notices.recent_for_company(company_id),
         }
 
     return {"procore_sync_status": procore_sync_status}
