@@ -3,6 +3,7 @@
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -14,7 +15,35 @@ from webapp.models.base import utcnow
 pytestmark = pytest.mark.e2e
 
 
+# Zones a few hours apart: one of them is always between 05:00 and 21:00 right now.
+DAYTIME_ZONES = (
+    "Pacific/Honolulu",
+    "America/Los_Angeles",
+    "America/New_York",
+    "Atlantic/Azores",
+    "Europe/Berlin",
+    "Asia/Dubai",
+    "Asia/Kolkata",
+    "Asia/Shanghai",
+    "Asia/Tokyo",
+    "Pacific/Auckland",
+)
+
+
+def zone_in_daytime() -> str:
+    """A zone where three hours back from now is still today (no split at local midnight)."""
+    now = utcnow()
+    return next(z for z in DAYTIME_ZONES if 5 <= now.astimezone(ZoneInfo(z)).hour < 21)
+
+
 def test_worker_clocks_in_cancels_then_clocks_in_and_out(stack, page):
+    # The shift below lasts three hours up to now: run it where that cannot cross midnight,
+    # whatever time of day the suite runs (a split shift is the clock tests' own subject).
+    stack.execute(
+        sa.update(sa.table("user_account", sa.column("email"), sa.column("time_zone")))
+        .where(sa.column("email") == "worker@example.com")
+        .values(time_zone=zone_in_daytime())
+    )
     log_in(page, stack.web_url, "worker@example.com", "demo-password")
     page.get_by_role("link", name="My time").click()
     panel = page.locator("#clock-panel")
