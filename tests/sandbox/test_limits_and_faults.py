@@ -142,9 +142,6 @@ def test_late_fault_answers_504_and_applies_the_create_after_the_caller_gave_up(
     assert faults.wait_late(5)
     assert [e["origin_id"] for e in procore.get(path, params=day).json()] == [78]
     assert faults.stats()["applied_late"] == 1
-
-
-def test_late_fault_rules_are_checked(procore):
     for bad in ({"action": "late", "apply_after": -1}, {"status": 500, "apply_after": 1}):
         assert requests.post(procore.url("/_sandbox/faults"), json=bad).status_code == 400
 
