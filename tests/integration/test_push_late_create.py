@@ -6,10 +6,11 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from tests.integration.push_support import *  # noqa: F403 (fixtures)
+from tests.integration.push_support import WEEK, remote_project_id
 from webapp.extensions import db
 from webapp.models import ProcorePush, PushState, SyncRun, SyncRunItem
 from webapp.models.base import utcnow
-from webapp.services import push
+from webapp.services import hours_check, push
 
 POSTS = r"/timecard_entries$"
 READ_TIMEOUT = 0.1  # the client's read timeout in these tests (60 s in production)
@@ -125,3 +126,34 @@ def test_duplicate_procore_refuses_to_remove_shows_on_the_card_in_procores_words
     ).all()
     assert any("refused to remove it" in reason for reason in failed)
 
+
+def test_hours_check_removes_a_duplicate_procore_created_late_instead_of_changed(world, client):
+    world.approve(world.card(world.workers[0], entries=1))
+    world.push()
+    [ours] = world.sandbox.entries()
+    # Procore applies an earlier, unanswered create of the same entry late.
+    late = world.sandbox.client().post(
+        f"/rest/v1.0/projects/{remote_project_id(world)}/timecard_entries",
+        json={
+            "timecard_entry": {
+                "date": ours["date"],
+                "hours": "8",
+                "party_id": ours["party_id"],
+                "cost_code_id": ours["cost_code_id"],
+                "origin_id": int(ours["origin_id"]),
+            }
+        },
+    )
+
+    run = hours_check.start_check(world.company.id, WEEK)
+    run = hours_check.run_check(world.company.id, run.id, client=world.sandbox.client())
+
+    assert world.sandbox.entries() == [ours]  # the linked one kept
+    assert run.checkpoint["rows"] == []  # no "Changed in Procore", nothing to re-send
+    assert run.checkpoint["resendable"] == 0
+    [item] = db.session.scalars(sa.select(SyncRunItem).where(SyncRunItem.run_id == run.id))
+    assert item.procore_id == late["id"] and item.outcome == "removed"
+    assert "removed a duplicate Procore created late" in item.reason
+    client.login(world.admin)
+    html = client.get(f"/time/procore/hours/{run.id}", headers={"HX-Request": "true"})
+    assert "Removed 1 duplicate Procore created late" in html.get_data(as_text=True)
