@@ -60,6 +60,23 @@ def test_create_answered_after_the_read_timeout_is_looked_up_again_and_ends_as_o
     assert badge(world, card) == "Sent"
 
 
+def test_gateway_timeout_on_a_create_procore_applies_later_ends_as_one_entry(world):
+    # The other variant: a gateway answers 504 at once while Procore applies the create later.
+    world.sandbox.faults.add_rule(
+        {"method": "POST", "path": POSTS, "action": "late", "apply_after": LATE, "count": 1}
+    )
+    card = world.approve(world.card(world.workers[0], entries=1))
+    start = utcnow()
+    world.push(now=lambda: start)
+    assert world.sandbox.entries() == [] and badge(world, card) == "Pending"
+    assert world.sandbox.faults.wait_late(10)
+    world.push(now=lambda: start + timedelta(minutes=4))
+
+    [landed] = world.sandbox.entries()
+    assert world.sandbox.requests_to("POST", "timecard_entries") == 1
+    assert the_row().procore_id == landed["id"] and badge(world, card) == "Sent"
+
+
 def test_create_applied_after_the_window_is_removed_as_a_duplicate_by_the_next_drain(world, client):
     slow = slow_create(world)
     card = world.approve(world.card(world.workers[0], entries=1))
