@@ -78,6 +78,16 @@ class Config:
     # before it is reconciled by origin_id.
     PUSH_AUTO_ENQUEUE = _bool("PUSH_AUTO_ENQUEUE", True)
     PUSH_UNKNOWN_SETTLE_SECONDS = float(os.environ.get("PUSH_UNKNOWN_SETTLE_SECONDS", "30"))
+    # Procore may apply a create whose reply never came (a timeout) minutes later: such a
+    # create is looked up this many times over this window before it is sent again, and a
+    # re-sent one is watched this long for a late duplicate (removed, kept in run history).
+    PUSH_UNKNOWN_WINDOW_SECONDS = float(os.environ.get("PUSH_UNKNOWN_WINDOW_SECONDS", "600"))
+    PUSH_UNKNOWN_LOOKUPS = int(os.environ.get("PUSH_UNKNOWN_LOOKUPS", "4"))
+    PUSH_LATE_CREATE_WATCH_SECONDS = float(
+        os.environ.get("PUSH_LATE_CREATE_WATCH_SECONDS", "86400")
+    )
+    # How long a Procore call waits for an answer (seconds) before its outcome is unknown.
+    PROCORE_READ_TIMEOUT_SECONDS = float(os.environ.get("PROCORE_READ_TIMEOUT_SECONDS", "60"))
 
     PAGE_SIZE = 50
     DEMO_ADMIN_PASSWORD = os.environ.get("DEMO_ADMIN_PASSWORD", "demo-password")

@@ -10,12 +10,18 @@
   for real (the write commits) and drop the response: the connection is closed without a reply
   (in-process, the caller gets requests.ConnectionError). `count` limits how many requests a
   rule hits (null = until cleared).
+- Action "late" (a create Procore applies after the caller gave up): answer `status` (default
+  504) after `delay` seconds, and run the request for real `apply_after` seconds after it
+  arrived (default: `delay`), in the background, whatever the caller saw. `delay` past the
+  caller's read timeout gives the same as a slow reply, but the write may land even later
+  than the reply. `wait_late()` waits for pending late writes; a reset cancels them.
 - Stats: request counts per method + route template, per status, and 429s.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import re
@@ -25,6 +31,7 @@ import time
 from collections import Counter, deque
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.test import run_wsgi_app
 
 from procore_sandbox.config import SandboxConfig
 from procore_sandbox.store import Store
@@ -34,8 +41,11 @@ RATE_LIMIT_MESSAGE = (
     "Please wait until your limit resets."
 )
 DROP_FLAG = "procore_sandbox.drop"
+LATE_FLAG = "procore_sandbox.late"  # a late-applied replay: no rules, no limits, no stats
 _ROUTE_PARAM = re.compile(r"<(?:[^>:]+:)?(\w+)>")  # "<int:id>" -> "{id}" in stats keys
-RULE_KEYS = {"method", "path", "status", "count", "delay", "headers", "body", "action"}
+RULE_KEYS = {
+    "method", "path", "status", "count", "delay", "headers", "body", "action", "apply_after"
+}  # fmt: skip
 
 
 class DroppedResponse(ConnectionAbortedError):
@@ -60,6 +70,8 @@ class Faults:
         self.windows: dict[str, tuple[deque, deque]] = {}
         self.rules: list[dict] = []
         self._rule_ids = itertools.count(1)
+        self.app: Flask | None = None
+        self.late: list[threading.Timer] = []  # late writes not yet applied
         self.reset_stats()
 
     # -- state ---------------------------------------------------------------------------
@@ -72,12 +84,16 @@ class Faults:
             self.rate_limited = 0
             self.dropped = 0
             self.injected = 0
+            self.applied_late = 0
 
     def reset(self) -> None:
-        """Forget rate-limit windows, fault rules and stats."""
+        """Forget rate-limit windows, fault rules, pending late writes and stats."""
         with self.lock:
             self.windows.clear()
             self.rules.clear()
+            late, self.late = self.late, []
+        for timer in late:
+            timer.cancel()
         self.reset_stats()
 
     def stats(self) -> dict:
@@ -93,6 +109,8 @@ class Faults:
                 "rate_limited": self.rate_limited,
                 "dropped": self.dropped,
                 "injected": self.injected,
+                "applied_late": self.applied_late,
+                "late_pending": sum(1 for t in self.late if t.is_alive()),
             }
 
     def add_rule(self, rule: dict) -> dict:
@@ -104,8 +122,10 @@ class Faults:
             raise FaultRuleError(f"unknown rule keys: {', '.join(sorted(unknown))}")
         action = rule.get("action")
         status = rule.get("status")
-        if action not in (None, "drop"):
-            raise FaultRuleError("action must be 'drop' or absent")
+        if action not in (None, "drop", "late"):
+            raise FaultRuleError("action must be 'drop', 'late' or absent")
+        if action == "late" and status is None:
+            status = 504  # what a gateway answers when the app behind it is still working
         if status is None and action is None and not rule.get("delay"):
             raise FaultRuleError("a rule needs a status, a delay or action 'drop'")
         if status is not None and (not isinstance(status, int) or not 100 <= status <= 599):
@@ -118,6 +138,11 @@ class Faults:
         if count is not None and (not isinstance(count, int) or count < 1):
             raise FaultRuleError("count must be a positive integer or null")
         delay = float(rule.get("delay") or 0)
+        apply_after = rule.get("apply_after")
+        if apply_after is not None and (
+            action != "late" or not isinstance(apply_after, (int, float)) or apply_after < 0
+        ):
+            raise FaultRuleError("apply_after is a number of seconds >= 0, for action 'late'")
         headers = rule.get("headers") or {}
         if not isinstance(headers, dict):
             raise FaultRuleError("headers must be an object")
@@ -131,6 +156,7 @@ class Faults:
             "headers": {str(k): str(v) for k, v in headers.items()},
             "body": rule.get("body"),
             "action": action,
+            "apply_after": None if action != "late" else float(apply_after or delay),
             "hits": 0,
             "_regex": pattern,
         }
@@ -209,21 +235,67 @@ class Faults:
     # -- request hooks -------------------------------------------------------------------
     def init_app(self, app: Flask) -> None:
         """Install the request hooks and the drop-the-response WSGI wrapper."""
+        self.app = app
         app.before_request(self._before)
         app.after_request(self._after)
         app.wsgi_app = _DropMiddleware(app.wsgi_app)
 
+    def _apply_later(self, seconds: float) -> None:
+        """Run the current request again, for real, `seconds` from now (its reply unread)."""
+        data = request.get_data(cache=True)
+        environ = {
+            k: v
+            for k, v in request.environ.items()
+            if k not in ("werkzeug.request", "werkzeug.socket", DROP_FLAG)
+        }
+        environ.update({"wsgi.input": io.BytesIO(data), "CONTENT_LENGTH": str(len(data))})
+        environ[LATE_FLAG] = True
+        app = self.app
+
+        def apply() -> None:
+            with contextlib.suppress(DroppedResponse):
+                run_wsgi_app(app, environ, buffered=True)
+            with self.lock:
+                self.applied_late += 1
+
+        timer = threading.Timer(seconds, apply)
+        timer.daemon = True
+        with self.lock:
+            self.late = [t for t in self.late if t.is_alive()] + [timer]
+        timer.start()
+
+    def wait_late(self, timeout: float = 10.0) -> bool:
+        """Wait until every pending late write has been applied; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            pending = list(self.late)
+        for timer in pending:
+            timer.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in pending)
+
     def _before(self) -> Response | None:
         path = request.path
-        if not _track(path):
+        if not _track(path) or request.environ.get(LATE_FLAG):
             return None
         g.sandbox_tracked = True
         rule = self._take_rule(request.method, path)
         if rule is not None:
+            if rule["action"] == "late":
+                self._apply_later(rule["apply_after"])
             if rule["delay"]:
                 time.sleep(rule["delay"])
             if rule["action"] == "drop":
                 g.sandbox_drop = True
+            elif rule["action"] == "late":
+                with self.lock:
+                    self.injected += 1
+                body = rule["body"]
+                if body is None:
+                    body = {"message": "Gateway Timeout: the request is still being processed"}
+                resp = jsonify(body) if isinstance(body, (dict, list)) else Response(str(body))
+                resp.status_code = rule["status"]
+                resp.headers.update(rule["headers"])
+                return resp
             elif rule["status"] is not None:
                 with self.lock:
                     self.injected += 1

@@ -1,5 +1,6 @@
 """Time cards reach Procore exactly once, with the right fields, and follow later changes."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from webapp.models import (
     TimecardTrigger,
     TimeEntryMode,
 )
+from webapp.models.base import utcnow
 from webapp.procore import mapping_timecards as mapping
 from webapp.services import push
 from webapp.services import timecards as tc
@@ -281,6 +283,12 @@ def test_worker_killed_mid_send_leaves_a_row_that_the_rerun_reconciles(world):
     world.sandbox.store.delete("timecard_entries", world.sandbox.entries()[1]["id"])
     db.session.commit()
     world.push()
+    # The one that arrived is found; the other is not sent again while Procore may still
+    # apply it late: it is looked up again over the window first.
+    assert len(world.sandbox.entries()) == 1
+    assert states(world.company.id) == ["done", "unknown"]
+    later = utcnow() + timedelta(minutes=11)
+    world.push(now=lambda: later)
 
     origins = sorted(e["origin_id"] for e in world.sandbox.entries())
     namespace = world.settings.timecard_origin_namespace

@@ -13,6 +13,7 @@ from tests.integration.push_support import *  # noqa: F403 (fixtures)
 from tests.integration.push_support import WEEK
 from webapp.extensions import db
 from webapp.models import ProcorePush, PushState, TimeCardStatus, TimeEntry, WorkType
+from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES
 from webapp.procore import mapping_timecards as mapping
 from webapp.services import timecards as tc
@@ -78,8 +79,11 @@ def approved_cards_with(world, total: int, per_card: int, week=WEEK, cards=None)
 
 
 def push_until_quiet(world, client, rounds: int = 30) -> None:
-    for _ in range(rounds):
-        world.push(client=client)
+    start = utcnow()
+    for n in range(rounds):
+        # A few minutes between rounds: a create without an answer is sent again only after
+        # it was looked up over the window (Procore may apply it late).
+        world.push(client=client, now=lambda n=n: start + timedelta(minutes=4 * n))
         waiting = db.session.scalar(
             sa.select(sa.func.count())
             .select_from(ProcorePush)

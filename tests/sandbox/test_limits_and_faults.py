@@ -121,6 +121,31 @@ def test_dropped_reply_still_commits_the_write_in_process(procore):
     assert [e["origin_id"] for e in listed.json()] == [77]
 
 
+def test_late_fault_answers_504_and_applies_the_create_after_the_caller_gave_up(procore):
+    # procore-api.md §7.1/§7.4: a 5xx (502 gateway) on a POST is no proof that nothing was
+    # made, and §8.9/README: timecard entries have no origin_id upsert, so a write Procore
+    # applies after the caller gave up is a real entry that may sit beside a re-sent one.
+    project = procore.first_project()
+    added = requests.post(
+        procore.url("/_sandbox/faults"),
+        json={"method": "POST", "path": "/timecard_entries$", "action": "late",
+              "apply_after": 0.3, "count": 1},
+    )  # fmt: skip
+    assert added.status_code == 201 and added.json()[0]["status"] == 504
+    path = f"/rest/v1.0/projects/{project['id']}/timecard_entries"
+    body = {"timecard_entry": {"date": "2026-02-02", "hours": 8, "origin_id": 78}}
+    reply = procore.post(path, json=body)
+    assert reply.status_code == 504
+    day = {"start_date": "2026-02-02", "end_date": "2026-02-02"}
+    assert procore.get(path, params=day).json() == []  # not there when the caller looks
+    faults = procore.app.extensions["procore_sandbox"].faults
+    assert faults.wait_late(5)
+    assert [e["origin_id"] for e in procore.get(path, params=day).json()] == [78]
+    assert faults.stats()["applied_late"] == 1
+    for bad in ({"action": "late", "apply_after": -1}, {"status": 500, "apply_after": 1}):
+        assert requests.post(procore.url("/_sandbox/faults"), json=bad).status_code == 400
+
+
 def test_live_server_drops_the_connection_after_committing():
     with live_sandbox(seed="demo") as sandbox:
         url, store = sandbox

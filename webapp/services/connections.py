@@ -11,7 +11,7 @@ from flask import current_app
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.procore import ConnectionStatus, ProcoreConnection
-from webapp.procore.client import ProcoreClient
+from webapp.procore.client import DEFAULT_TIMEOUT, ProcoreClient
 from webapp.procore.crypto import token_cipher
 from webapp.procore.ratelimit import RequestBudget, budget_key
 from webapp.procore.tokens import (
@@ -168,4 +168,8 @@ def procore_client_for(company_id: int, stats=None):
         ConnectionTokens(app, company_id),
         budget=_make_budget(conn.procore_company_id) if conn.procore_company_id else None,
         stats=stats,
+        timeout=(
+            DEFAULT_TIMEOUT[0],
+            float(app.config.get("PROCORE_READ_TIMEOUT_SECONDS", DEFAULT_TIMEOUT[1])),
+        ),
     )

@@ -6,6 +6,10 @@ only totals per row plus one record per Procore entry that carries one of our or
 memory grows with Crewclock's entries for the week, never with Procore's list. The result is
 a `hours_check` SyncRun: the rows in its checkpoint JSON, and one SyncRunItem per entry that
 came from us and is missing or different in Procore (what 'Re-send differences' sends again).
+
+A create Procore applied after the push gave up on it can leave two Procore entries with one
+of our origin ids: the check keeps the one the outbox row links (else the oldest), deletes the
+others in Procore and lists each removal (or Procore's refusal) on the run.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
-from webapp.services import push, sync_runs
+from webapp.services import late_creates, push, sync_runs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ PENDING = "pending"  # on a card at the send trigger, not (yet) in Procore by de
 MISSING = "missing"  # sent, but no longer in Procore
 CHANGED = "changed"  # sent, and Procore now holds other hours for it
 ROUNDED = "rounded"  # Procore stored other times than sent (its rounding rules), not an edit
+DUPLICATE = "duplicate"  # one of ours twice in Procore, and Procore refused to remove one
 ONLY_PROCORE = "only_procore"  # made in Procore or by another app: shown, never touched
 REMOVED_HERE = "removed_here"  # made by Crewclock, no longer on a sendable card here
 RESENDABLE = (MISSING, CHANGED)
@@ -163,6 +168,8 @@ class _Ours:
     seen_hours: Decimal | None = None
     # The hours Procore answered with when we wrote the entry (after its rounding rules).
     written_hours: Decimal | None = None
+    # Every Procore entry carrying the origin id: (entry id, created_at, hours, project id).
+    seen: list = field(default_factory=list)
 
 
 def _hours(value) -> Decimal:
@@ -213,6 +220,7 @@ class Checker:
         self.ours: dict[str, _Ours] = {}  # origin_id -> our entry
         self.items: list[SyncRunItem] = []
         self.procore_entries = 0
+        self.duplicates_removed = 0
 
     # ----------------------------------------------------------------- our side
     def _links(self, entity: EntityType) -> dict[int, int]:
@@ -316,6 +324,7 @@ class Checker:
         self.run.stage = "Reading Procore's timecard entries"
         db.session.commit()
         for local_project_id, procore_project_id in projects:
+            self.procore_project_id = procore_project_id
             for page in self.client.iter_pages(
                 f"/rest/v1.0/projects/{procore_project_id}/timecard_entries",
                 {
@@ -358,6 +367,15 @@ class Checker:
         if ours is not None:
             ours.seen_hours = (ours.seen_hours or ZERO) + hours
             self.rows[ours.key].procore += hours
+            if isinstance(entry.get("id"), int):
+                ours.seen.append(
+                    {
+                        "id": entry["id"],
+                        "created_at": entry.get("created_at"),
+                        "hours": hours,
+                        "project": self.procore_project_id,
+                    }
+                )
             return
         # Not one we expect this week: attribute it by what Procore says it is.
         party = _nested(entry, "party")
@@ -383,6 +401,43 @@ class Checker:
         else:
             row.reasons[(ONLY_PROCORE, "")] += 1
 
+    # ---------------------------------------------------- duplicates created late
+    def remove_late_duplicates(self) -> None:
+        """Where Procore holds one of our entries more than once (a create it applied after
+        the push gave up and sent it again), keep the linked one, else the oldest, and delete
+        the others; a refusal is reported on the row and the run in Procore's words."""
+        from webapp.procore import errors
+
+        for ours in self.ours.values():
+            if len(ours.seen) < 2:
+                continue
+            keep, extras = late_creates.split(ours.seen, ours.procore_id)
+            ours.seen_hours = keep["hours"]  # compared alone: the others are not ours
+            for extra in extras:
+                try:
+                    self.client.delete(
+                        f"/rest/v1.0/projects/{extra['project']}/timecard_entries/{extra['id']}"
+                    )
+                except errors.ProcoreNotFound:
+                    pass  # already gone (e.g. the push removed it meanwhile)
+                except (errors.ProcoreAuthError, errors.NeedsReauth):
+                    raise
+                except errors.ProcoreError as exc:
+                    said = mapping.describe_errors(getattr(exc, "body", None))
+                    reason = late_creates.refused_reason(extra["id"], said)
+                    self.rows[ours.key].reasons[(DUPLICATE, "")] += 1
+                    self._item(ours, "failed", reason, procore_id=extra["id"])
+                    continue
+                else:
+                    self.duplicates_removed += 1
+                    self._item(
+                        ours,
+                        "removed",
+                        late_creates.removed_reason(keep["id"]),
+                        procore_id=extra["id"],
+                    )
+                self.rows[ours.key].procore -= extra["hours"]
+
     # ------------------------------------------------------------------ compare
     def compare(self) -> None:
         """Missing and changed entries, as rows' reasons and as items to re-send."""
@@ -404,14 +459,14 @@ class Checker:
                     f"Procore has {ours.seen_hours} h, Crewclock {ours.hours} h.",
                 )
 
-    def _item(self, ours: _Ours, outcome: str, reason: str) -> None:
+    def _item(self, ours: _Ours, outcome: str, reason: str, procore_id: int | None = None):
         self.items.append(
             SyncRunItem(
                 company_id=self.company_id,
                 run_id=self.run.id,
                 entity_type="time_entry",
                 local_id=ours.entry_id,
-                procore_id=ours.procore_id,
+                procore_id=procore_id or ours.procore_id,
                 outcome=outcome,
                 reason=reason,
             )
@@ -473,11 +528,12 @@ class Checker:
             "matching": matching,
             "counts": dict(counts),
             "procore_entries": self.procore_entries,
-            "resendable": len(self.items),
+            "resendable": sum(1 for i in self.items if i.outcome in RESENDABLE),
+            "duplicates_removed": self.duplicates_removed,
         }
 
 
-_KIND_ORDER = [MISSING, CHANGED, ROUNDED, PENDING, ONLY_PROCORE, REMOVED_HERE]
+_KIND_ORDER = [MISSING, CHANGED, DUPLICATE, ROUNDED, PENDING, ONLY_PROCORE, REMOVED_HERE]
 
 
 def _reason_text(kind: str, detail: str, n: int) -> str:
@@ -492,6 +548,11 @@ def _reason_text(kind: str, detail: str, n: int) -> str:
         return (
             f"Rounded by Procore: {entries} stored with Procore's rounded start/stop times "
             "when sent (its rounding rules, not an edit there; nothing to re-send)"
+        )
+    if kind == DUPLICATE:
+        return (
+            f"Twice in Procore: {entries} from Crewclock also created late by Procore, which "
+            "refused to remove the duplicate (see the run's records)"
         )
     if kind == ONLY_PROCORE:
         return f"Only in Procore: {entries} not from Crewclock (left as they are)"
@@ -536,6 +597,7 @@ def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
         checker = Checker(run, client)
         checker.load_ours()
         checker.read_procore()
+        checker.remove_late_duplicates()
         checker.compare()
         db.session.add_all(checker.items)
         run.checkpoint = checker.result()

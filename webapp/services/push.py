@@ -45,6 +45,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
+from webapp.services import late_creates
 
 log = logging.getLogger(__name__)
 
@@ -293,10 +294,12 @@ class PushResult:
     conflicts: int = 0
     reconciled: int = 0
     waiting: int = 0
+    duplicates: int = 0  # duplicates Procore created late, removed there
     retry_at: datetime | None = None
     stopped: str | None = None  # why the drain stopped early (auth, rate limit, outage)
     run_id: int | None = None
     notes: list = field(default_factory=list)  # what Procore said that the run must show
+    items: list = field(default_factory=list)  # run history lines beyond failures (dicts)
 
     def later(self, when: datetime) -> None:
         if self.retry_at is None or when < self.retry_at:
@@ -370,14 +373,21 @@ def _finish(
 
 # ------------------------------------------------------------------------- loading
 def next_due_at(company_id: int) -> datetime | None:
-    """When the earliest row waiting on a delay (rate limit, settle time) becomes due."""
+    """When the earliest row waiting on a delay (rate limit, settle time) becomes due, or
+    the next look for a duplicate of an entry sent again after a create went unanswered."""
     return db.session.scalar(
         sa.select(sa.func.min(ProcorePush.next_attempt_at)).where(
             ProcorePush.company_id == company_id,
-            ProcorePush.state.in_(WORK_STATES),
+            sa.or_(ProcorePush.state.in_(WORK_STATES), _watched()),
             ProcorePush.next_attempt_at.is_not(None),
         )
     )
+
+
+def _watched():
+    """Rows sent (again) while an earlier create of theirs went unanswered: Procore may
+    still apply that one, so later drains look for a duplicate."""
+    return sa.and_(ProcorePush.create_in_doubt.is_(True), ProcorePush.procore_id.is_not(None))
 
 
 def _due_rows(company_id: int, after_id: int, now: datetime) -> list[ProcorePush]:
@@ -465,6 +475,16 @@ class Pusher:
         self.settle = timedelta(
             seconds=float(current_app.config.get("PUSH_UNKNOWN_SETTLE_SECONDS", 30))
         )
+        config = current_app.config
+        # A create without an answer may be applied by Procore minutes later: it is looked
+        # up `lookups` times over `window` before it is sent again, and an entry sent again
+        # is watched for a late duplicate for `watch`.
+        self.window = max(
+            self.settle, timedelta(seconds=float(config.get("PUSH_UNKNOWN_WINDOW_SECONDS", 600)))
+        )
+        self.lookups = max(1, int(config.get("PUSH_UNKNOWN_LOOKUPS", 4)))
+        self.watch = timedelta(seconds=float(config.get("PUSH_LATE_CREATE_WATCH_SECONDS", 86400)))
+        self.recreate: set[int] = set()  # rows whose unanswered create was looked for long enough
         self.setting_read = False
         self.notes: list[str] = []
 
@@ -488,6 +508,7 @@ class Pusher:
                         raise _Stop("time is up; the push continues in the next job")
                 if not worked:
                     break
+            self._late_duplicates()
         except _Stop as stop:
             self.result.stopped = str(stop)
             db.session.rollback()
@@ -566,8 +587,8 @@ class Pusher:
                 f.generation = f.row.generation
             if f.row.state not in WORK_STATES:
                 continue
-            if f.row.create_in_doubt and f.row.procore_id is None:
-                continue  # still unknown after the lookup: wait for the settle time
+            if f.row.create_in_doubt and f.row.procore_id is None and f.row.id not in self.recreate:
+                continue  # still unknown after the lookup: look again later
             planned = self._plan(f)
             if planned is not None:
                 creates.append(planned)
@@ -913,11 +934,16 @@ class Pusher:
         except errors.ProcoreUnavailable:
             raise _Stop("Procore is unavailable; the push will retry.") from None
 
-    def _rate_limited(self, f: _Facts, exc: _RateLimited) -> None:
+    def _rate_limited(self, f: _Facts, exc: _RateLimited, create_refused: bool = False) -> None:
+        """Park the row (and everything queued) until the limit resets; stop the drain.
+
+        Only a 429 answering the create itself proves nothing was made; a 429 on a lookup
+        leaves an earlier create in doubt, to be looked up again."""
         when = exc.when(self.now())
         self.result.waiting += 1
         self.result.later(when)
-        _facts_update(f.row.id, create_in_doubt=False)
+        if create_refused:
+            self._not_sent(f)
         _state_update(
             f.row.id,
             f.generation,
@@ -944,10 +970,15 @@ class Pusher:
 
     # ----------------------------------------------------------------- reconcile
     def _reconcile(self, doubtful: list[_Facts]) -> None:
-        """Ask Procore which in-doubt creates arrived: one listing per project and dates."""
+        """Ask Procore which in-doubt creates arrived: one listing per project and dates.
+
+        Not found is not proof: Procore may apply a create whose answer never came minutes
+        later. Such a row is looked up again over the window and only sent again after it.
+        """
         by_project: dict[int, list[_Facts]] = defaultdict(list)
         settle_until = self.now() - self.settle
         for f in doubtful:
+            self.recreate.discard(f.row.id)
             marked = f.row.last_pushed_at
             if marked is not None and marked > settle_until:
                 # A reply may still be on its way (timeout after send): look a bit later.
@@ -982,26 +1013,196 @@ class Pusher:
             except _RateLimited as exc:
                 self._rate_limited(group[0], exc)
                 return
-            by_origin = mapping.index_by_origin(listed)
+            by_origin = late_creates.group_by_origin(listed)
             for f in group:
-                found = by_origin.get(mapping.origin_key(f.row.origin_id))
-                if found is not None:
+                matches = by_origin.get(mapping.origin_key(f.row.origin_id))
+                if matches:
+                    found, all_removed = self._keep_one(f, project_id, matches)
                     self.result.reconciled += 1
                     _facts_update(
                         f.row.id,
                         procore_id=found["id"],
-                        create_in_doubt=False,
+                        # A duplicate Procore refused to remove stays watched: tried again.
+                        create_in_doubt=not all_removed,
                         payload_hash=f.row.sent_hash,
                         **_procore_copy(found),
                     )
-                    # Still pending: the normal path now checks it against the current entry.
-                    _state_update(f.row.id, f.generation, PushState.PENDING, reason=None)
-                else:
-                    _facts_update(f.row.id, create_in_doubt=False)
+                    if all_removed:
+                        # Still pending: the normal path now checks it against the entry.
+                        _state_update(f.row.id, f.generation, PushState.PENDING, reason=None)
+                elif self._looked_long_enough(f):
+                    # Kept in doubt: once sent again, later drains look for a late duplicate.
+                    self.recreate.add(f.row.id)
                     _state_update(f.row.id, f.generation, PushState.PENDING)
+                else:
+                    when = self._next_lookup(f)
+                    _facts_update(f.row.id, next_attempt_at=when)
+                    _state_update(
+                        f.row.id,
+                        f.generation,
+                        PushState.UNKNOWN,
+                        reason=(
+                            "Procore did not answer when it was sent and may still add it: "
+                            "looking it up again before sending it again "
+                            f"(not before {(f.row.last_pushed_at + self.window):%H:%M} UTC)"
+                        ),
+                        next_attempt_at=when,
+                    )
+                    self.result.later(when)
             db.session.commit()
         for f in doubtful:
             db.session.refresh(f.row)
+
+    def _looked_long_enough(self, f: _Facts) -> bool:
+        """Whether a create not found in Procore may be sent again now."""
+        row = f.row
+        if row.sent_hash is None or row.last_pushed_at is None:
+            return True  # no unanswered create of ours (e.g. re-sending one deleted in Procore)
+        return self.now() - row.last_pushed_at >= self.window
+
+    def _next_lookup(self, f: _Facts) -> datetime:
+        """The next of `lookups` lookups spread from the settle time to the window's end."""
+        start, end = f.row.last_pushed_at, f.row.last_pushed_at + self.window
+        step = (self.window - self.settle) / max(1, self.lookups - 1)
+        if self.lookups <= 1 or step <= timedelta(0):
+            return end
+        when = start + self.settle
+        while when <= self.now():
+            when += step
+        return min(when, end)
+
+    # ------------------------------------------------------- duplicates created late
+    def _keep_one(self, f: _Facts, project_id: int, matches: list[dict]) -> tuple[dict, bool]:
+        """Of several Procore entries carrying the row's origin id keep the linked one (else
+        the oldest) and delete the others; the one kept, and whether all others went."""
+        keep, extras = late_creates.split(matches, f.row.procore_id)
+        removed = [
+            self._remove_duplicate(f.row, f.generation, project_id, extra["id"], keep["id"])
+            for extra in extras
+        ]
+        return keep, all(removed)
+
+    def _remove_duplicate(
+        self, row: ProcorePush, generation: int, project_id: int, dup_id: int, kept: int
+    ) -> bool:
+        """DELETE one duplicate; False when Procore refused (the row is then a conflict
+        saying so in Procore's words)."""
+        errors = _errors()
+        try:
+            self._call(
+                lambda: self.client.delete(
+                    f"/rest/v1.0/projects/{project_id}/timecard_entries/{dup_id}"
+                )
+            )
+        except errors.ProcoreNotFound:
+            return True  # already gone
+        except errors.ProcoreOutcomeUnknown:
+            return True  # a later look finds it again and deletes it (safe to repeat)
+        except errors.ProcoreError as exc:
+            # Approved or locked there: say so on the card and in the run, in Procore's words.
+            reason = late_creates.refused_reason(dup_id, mapping.describe_errors(exc.body))
+            self.result.conflicts += 1
+            _facts_update(row.id, create_in_doubt=True)  # watched: tried again later
+            _state_update(row.id, generation, PushState.CONFLICT, reason=reason)
+            db.session.commit()
+            return False
+        self.result.duplicates += 1
+        self.result.items.append(
+            {
+                "local_id": row.time_entry_id,
+                "procore_id": dup_id,
+                "outcome": "removed",
+                "reason": late_creates.removed_reason(kept),
+            }
+        )
+        log.info(
+            "audit action=push.late_duplicate_removed company=%s entry=%s procore_id=%s kept=%s",
+            self.company_id,
+            row.time_entry_id,
+            dup_id,
+            kept,
+        )
+        return True
+
+    def _late_duplicates(self) -> None:
+        """Look for duplicates of entries sent again after an unanswered create (Procore may
+        apply that create at any later time): every drain while watched, one listing per
+        project; a watched row is looked at again after a growing pause, then let go."""
+        now = self.now()
+        since = now - self.watch
+        db.session.execute(
+            sa.update(ProcorePush)
+            .where(
+                ProcorePush.company_id == self.company_id,
+                _watched(),
+                ProcorePush.state.not_in(WORK_STATES),
+                sa.or_(ProcorePush.last_pushed_at.is_(None), ProcorePush.last_pushed_at < since),
+            )
+            .values(create_in_doubt=False, next_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+        rows = list(
+            db.session.scalars(
+                sa.select(ProcorePush)
+                .where(
+                    ProcorePush.company_id == self.company_id,
+                    _watched(),
+                    ProcorePush.procore_project_id.is_not(None),
+                    ProcorePush.work_date.is_not(None),
+                    ProcorePush.last_pushed_at >= since,
+                )
+                .order_by(ProcorePush.id)
+                .limit(BATCH * 5)
+            )
+        )
+        by_project: dict[int, list[ProcorePush]] = defaultdict(list)
+        for row in rows:
+            by_project[row.procore_project_id].append(row)
+            # Looked at now; look again after a pause that grows with the entry's age.
+            pause = max(self.window, now - row.last_pushed_at)
+            db.session.execute(
+                sa.update(ProcorePush)
+                .where(ProcorePush.id == row.id, ProcorePush.state.not_in(WORK_STATES))
+                .values(next_attempt_at=now + pause)
+                .execution_options(synchronize_session=False)
+            )
+        db.session.commit()
+        errors = _errors()
+        for project_id, group in by_project.items():
+            dates = [r.work_date for r in group]
+            try:
+                listed = self._call(
+                    lambda project_id=project_id, dates=dates: list(
+                        self.client.iter_items(
+                            f"/rest/v1.0/projects/{project_id}/timecard_entries",
+                            {
+                                "start_date": min(dates).isoformat(),
+                                "end_date": max(dates).isoformat(),
+                            },
+                            per_page=100,
+                        )
+                    )
+                )
+                by_origin = late_creates.group_by_origin(listed)
+                for row in group:
+                    matches = by_origin.get(mapping.origin_key(row.origin_id)) or []
+                    if len(matches) < 2:
+                        continue
+                    keep, extras = late_creates.split(matches, row.procore_id)
+                    if keep["id"] != row.procore_id:  # ours was removed there: keep the oldest
+                        _facts_update(row.id, procore_id=keep["id"], **_procore_copy(keep))
+                    for extra in extras:
+                        self._remove_duplicate(
+                            row, row.generation, project_id, extra["id"], keep["id"]
+                        )
+            except _RateLimited as exc:
+                self.result.later(exc.when(self.now()))
+                db.session.commit()
+                return  # the next drain looks again
+            except errors.ProcoreError:
+                log.info("could not list project %s to look for late duplicates", project_id)
+            db.session.commit()
 
     # ------------------------------------------------------------------- creates
     def _mark_sending(self, group: list[tuple[_Facts, dict, int]]) -> None:
@@ -1019,6 +1220,11 @@ class Pusher:
             _state_update(f.row.id, f.generation, PushState.SENDING)
         db.session.commit()  # durable before any byte reaches Procore
 
+    def _not_sent(self, f: _Facts) -> None:
+        """Procore certainly did not take this create; an earlier unanswered one of the row
+        (sent again after the lookups) may still land, so that doubt is kept."""
+        _facts_update(f.row.id, create_in_doubt=f.row.id in self.recreate)
+
     def _created(self, f: _Facts, payload: dict, entry: dict, commit: bool = True) -> None:
         self.result.created += 1
         _finish(
@@ -1027,7 +1233,8 @@ class Pusher:
             None,
             commit=commit,
             procore_id=entry["id"],
-            create_in_doubt=False,
+            # Sent again after an unanswered create: later drains watch for a late duplicate.
+            create_in_doubt=f.row.id in self.recreate,
             payload_hash=mapping.payload_hash(payload),
             procore_updated_at=_parse_time(entry.get("updated_at")),
             **_procore_copy(entry),
@@ -1063,11 +1270,11 @@ class Pusher:
             self._unknown([f])
             return
         except _RateLimited as exc:
-            self._rate_limited(f, exc)
+            self._rate_limited(f, exc, create_refused=True)
             return
         except _Stop:
             # Auth or outage before Procore took the request: nothing was created.
-            _facts_update(f.row.id, create_in_doubt=False)
+            self._not_sent(f)
             _state_update(f.row.id, f.generation, PushState.PENDING)
             db.session.commit()
             raise
@@ -1124,13 +1331,13 @@ class Pusher:
             return True
         except _RateLimited as exc:
             for f, _, _ in chunk[1:]:  # a 429 was not processed: nothing is in doubt
-                _facts_update(f.row.id, create_in_doubt=False)
+                self._not_sent(f)
                 _state_update(f.row.id, f.generation, PushState.PENDING)
-            self._rate_limited(chunk[0][0], exc)
+            self._rate_limited(chunk[0][0], exc, create_refused=True)
             return True
         except _Stop:
             for f, _, _ in chunk:
-                _facts_update(f.row.id, create_in_doubt=False)
+                self._not_sent(f)
                 _state_update(f.row.id, f.generation, PushState.PENDING)
             db.session.commit()
             raise
@@ -1139,7 +1346,7 @@ class Pusher:
             # nothing, so single creates are safe and give each entry its own reason.
             log.info("bulk_create refused (%s); falling back to single creates", exc)
             for f, _, _ in chunk:
-                _facts_update(f.row.id, create_in_doubt=False)
+                self._not_sent(f)
             db.session.commit()
             return False
         made = answer.get("timecard_entries", []) if isinstance(answer, dict) else answer
@@ -1459,7 +1666,7 @@ def push_company(
             sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= now()),
         )
     )
-    if not due:
+    if not due and not _watch_due(company_id, now()):
         result = PushResult()
         when = next_due_at(company_id)
         if when is not None:
@@ -1504,6 +1711,22 @@ def push_company(
     return result
 
 
+def _watch_due(company_id: int, now: datetime) -> bool:
+    """Whether a look for a duplicate Procore created late is due (no other work needed)."""
+    return (
+        db.session.scalar(
+            sa.select(ProcorePush.id)
+            .where(
+                ProcorePush.company_id == company_id,
+                _watched(),
+                ProcorePush.next_attempt_at <= now,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def _is_auth_problem(exc: Exception) -> bool:
     errors = _errors()
     return isinstance(exc, (errors.NeedsReauth, errors.ProcoreAuthError))
@@ -1517,7 +1740,8 @@ def _reason_for(exc: Exception) -> str:
 
 def _record_run(run_id: int, started: datetime, result: PushResult, stats) -> None:
     run = db.session.get(SyncRun, run_id)
-    run.created, run.updated, run.deleted = result.created, result.updated, result.deleted
+    run.created, run.updated = result.created, result.updated
+    run.deleted = result.deleted + result.duplicates
     run.unchanged, run.skipped = result.unchanged, result.skipped
     run.failed = result.failed + result.not_mapped + result.conflicts
     run.done = result.created + result.updated + result.deleted + result.unchanged
@@ -1536,6 +1760,10 @@ def _record_run(run_id: int, started: datetime, result: PushResult, stats) -> No
         )
         .limit(1000)
     ).all()
+    for item in result.items:
+        db.session.add(
+            SyncRunItem(company_id=run.company_id, run_id=run.id, entity_type="time_entry", **item)
+        )
     for entry_id, procore_id, state, reason in problems:
         db.session.add(
             SyncRunItem(

@@ -21,7 +21,9 @@ from webapp.tenancy import admin_required, current_company_id, get_scoped_or_404
 bp = Blueprint("sync", __name__, cli_group=None)
 bp.register_blueprint(webhooks_bp)
 PREFIX = "/settings/integrations/procore/sync"
-FAILED_OUTCOMES = ("failed", "skipped")
+# What a run's page and CSV list: records that did not go through, and what was done in
+# Procore without being asked (e.g. a duplicate Procore created late, removed).
+FAILED_OUTCOMES = ("failed", "skipped", "conflict", "removed")
 CSV_LIMIT = 50_000
 
 
