@@ -37,6 +37,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
+from webapp.procore.api import ProcoreAPI
 from webapp.services import push, sync_runs
 
 log = logging.getLogger(__name__)
@@ -316,12 +317,10 @@ class Checker:
         self.run.stage = "Reading Procore's timecard entries"
         db.session.commit()
         for local_project_id, procore_project_id in projects:
-            for page in self.client.iter_pages(
-                f"/rest/v1.0/projects/{procore_project_id}/timecard_entries",
-                {
-                    "start_date": self.week_start.isoformat(),
-                    "end_date": self.week_end.isoformat(),
-                },
+            for page in ProcoreAPI(self.client).timecard_entry_pages(
+                procore_project_id,
+                self.week_start.isoformat(),
+                self.week_end.isoformat(),
                 per_page=LIST_PAGE_SIZE,
             ):
                 for entry in page.items:
