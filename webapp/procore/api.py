@@ -134,6 +134,8 @@ class ProcoreAPI:
         self, endpoint: Endpoint, per_page: int = LIST_PAGE_SIZE, *, start_page: int = 1
     ) -> Iterator[Page]:
         """The listing's pages, streamed (resume at start_page after a checkpoint)."""
+        if start_page == 1:  # the plain form: stand-in clients need not know resuming
+            return self.client.iter_pages(endpoint.path, endpoint.params, per_page)
         return self.client.iter_pages(
             endpoint.path, endpoint.params, per_page, start_page=start_page
         )
