@@ -638,3 +638,25 @@ def test_a_server_ignoring_the_page_parameter_does_not_loop_forever(client, mock
     with pytest.raises(ProcoreError, match="same page twice"):
         list(client.iter_items("/rest/v1.0/projects", per_page=2))
     assert len(mocked.calls) == 2
+
+
+# -- Procore's clock -----------------------------------------------------------------------
+def test_the_client_keeps_procores_clock_from_its_latest_answer(client, mocked, clock):
+    """Sync cursors follow Procore's clock (its Date header), not this host's."""
+    behind = clock.now - 3600
+    mocked.add("GET", f"{API}/rest/v1.0/projects/7", json={}, headers={"Date": "garbage"})
+    mocked.add(
+        "GET",
+        f"{API}/rest/v1.0/projects/8",
+        json={},
+        headers={"Date": formatdate(behind, usegmt=True)},
+    )
+    mocked.add("GET", f"{API}/rest/v1.0/projects/9", json={}, headers={"Date": "garbage"})
+
+    client.get("/rest/v1.0/projects/7")
+    assert client.last_server_date is None
+    client.get("/rest/v1.0/projects/8")
+    assert client.last_server_date.timestamp() == behind
+    assert client.last_server_date.utcoffset().total_seconds() == 0
+    client.get("/rest/v1.0/projects/9")  # an unreadable Date keeps the last one
+    assert client.last_server_date.timestamp() == behind

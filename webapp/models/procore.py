@@ -48,7 +48,7 @@ class ProcoreConnection(TimestampMixin, db.Model):
     procore_user_id: Mapped[int | None] = mapped_column(BigId)
     procore_login: Mapped[str | None] = mapped_column(sa.String(254))
     procore_user_name: Mapped[str | None] = mapped_column(sa.String(200))
-    # [{"id": int, "name": str}, ...] as /rest/v1.0/companies listed them at connect time.
+    # [{"id": int, "name": str}, ...] as Procore's companies list gave them at connect time.
     available_companies: Mapped[list] = mapped_column(sa.JSON, default=list)
     # Chosen later by the set-up wizard; kept across disconnect so reconnecting restores it.
     procore_company_id: Mapped[int | None] = mapped_column(BigId)

@@ -10,6 +10,7 @@ query strings or bodies.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -18,12 +19,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urljoin, urlsplit, urlunsplit
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
+from webapp.procore.api import COMPANY_FREE_PATHS
 from webapp.procore.errors import (
     ProcoreAuthError,
     ProcoreError,
@@ -38,9 +42,6 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-# The only calls Procore lets a user-level token make without Procore-Company-Id (so before a
-# company is chosen), and only while they name no company or project.
-COMPANY_FREE_PATHS = frozenset({"/rest/v1.0/me", "/rest/v1.0/companies"})
 MAX_ATTEMPTS = 5
 BACKOFF_BASE = 1.0  # seconds; attempt n waits uniform(0, base * 2**(n-1)), capped
 BACKOFF_CAP = 60.0
@@ -205,6 +206,9 @@ class ProcoreClient:
         self.max_wait = max_wait
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._base = urlsplit(self.api_url)
+        # Procore's clock as of its latest answer (its Date header): sync cursors follow
+        # Procore's clock, not ours, so a skewed host cannot skip or re-read changes.
+        self.last_server_date: datetime | None = None
 
     # -- public verbs -------------------------------------------------------------------
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
@@ -461,6 +465,7 @@ class ProcoreClient:
 
             status = resp.status_code
             self.stats.record_response(status)
+            self._note_server_date(resp.headers)
             self._log(method, template, status, started, attempt, resp.headers)
             if self.budget is not None:
                 self.budget.record(resp.headers, status)
@@ -497,6 +502,14 @@ class ProcoreClient:
                 waited += wait
                 continue
             raise error_for_status(status, body=body, **where)
+
+    def _note_server_date(self, headers: Mapping[str, str]) -> None:
+        raw = headers.get("Date")
+        if not raw:
+            return
+        # An unreadable Date keeps the last one Procore sent.
+        with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
+            self.last_server_date = parsedate_to_datetime(raw).astimezone(UTC)
 
     def _pause(self, seconds: float) -> None:
         self.stats._bump("retries")

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from webapp.extensions import db, oauth
 from webapp.models.procore import ConnectionStatus, ProcoreConnection
+from webapp.procore.api import ProcoreAPI
 from webapp.procore.client import ProcoreClient
 from webapp.procore.crypto import token_cipher
 from webapp.procore.errors import (
@@ -241,14 +242,15 @@ def fetch_identity(access_token: str) -> tuple[dict, list[dict]]:
         max_wait=3.0,
     )
     try:
-        companies = client.get("/rest/v1.0/companies", params={"per_page": 100})
+        api = ProcoreAPI(client)
+        companies = api.companies()
         if not isinstance(companies, list):
             raise ConnectFailed(502, "Procore answered in an unexpected format. Nothing was saved.")
         # /me includes the user's name only when asked in the context of a company; asked
         # that way, Procore wants Procore-Company-Id naming the same company (the client
         # sends it because the call names a company_id).
         first = next((c.get("id") for c in companies if isinstance(c, dict)), None)
-        me = client.get("/rest/v1.0/me", params={"company_id": first} if first else None)
+        me = api.me(first)
     except ProcoreRateLimited as exc:
         raise _unavailable(429) from exc
     except ProcoreUnavailable as exc:

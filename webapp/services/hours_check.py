@@ -41,6 +41,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
+from webapp.procore.api import ProcoreAPI
 from webapp.services import late_creates, push, sync_runs
 
 log = logging.getLogger(__name__)
@@ -325,12 +326,10 @@ class Checker:
         db.session.commit()
         for local_project_id, procore_project_id in projects:
             self.procore_project_id = procore_project_id
-            for page in self.client.iter_pages(
-                f"/rest/v1.0/projects/{procore_project_id}/timecard_entries",
-                {
-                    "start_date": self.week_start.isoformat(),
-                    "end_date": self.week_end.isoformat(),
-                },
+            for page in ProcoreAPI(self.client).timecard_entry_pages(
+                procore_project_id,
+                self.week_start.isoformat(),
+                self.week_end.isoformat(),
                 per_page=LIST_PAGE_SIZE,
             ):
                 for entry in page.items:
@@ -415,9 +414,7 @@ class Checker:
             ours.seen_hours = keep["hours"]  # compared alone: the others are not ours
             for extra in extras:
                 try:
-                    self.client.delete(
-                        f"/rest/v1.0/projects/{extra['project']}/timecard_entries/{extra['id']}"
-                    )
+                    ProcoreAPI(self.client).delete_timecard_entry(extra["project"], extra["id"])
                 except errors.ProcoreNotFound:
                     pass  # already gone (e.g. the push removed it meanwhile)
                 except (errors.ProcoreAuthError, errors.NeedsReauth):

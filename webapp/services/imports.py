@@ -31,7 +31,9 @@ from webapp.models import (
     project_cost_code,
 )
 from webapp.models.base import utcnow
+from webapp.procore import api as procore_api
 from webapp.procore import mapping
+from webapp.procore.api import ProcoreAPI
 from webapp.procore.mapping import COST_CODE, ENTITY_TYPES, PROJECT, USER
 from webapp.services import links
 
@@ -65,23 +67,18 @@ def listings(entity_type: str, settings: IntegrationSettings, include_inactive: 
     if company is None:
         raise ImportRefused("Choose a Procore company first (step 1).")
     if entity_type == USER:
-        paths = [(f"/rest/v1.0/companies/{company}/users", {})]
+        paths = [procore_api.users_list(company)]
         if include_inactive:
-            paths.append((f"/rest/v1.0/companies/{company}/users/inactive", {}))
+            paths.append(procore_api.inactive_users_list(company))
         return paths
     if entity_type == PROJECT:
-        return [("/rest/v1.1/projects", {"company_id": company})]
+        # Active projects only: set-up offers the projects crews can still log time on, and
+        # a project closed in Procore is not one to import. (Sync's complete listing asks for
+        # all of them, so closing one later is seen as a change, not a deletion.)
+        return [procore_api.projects_list(company, include_inactive=False)]
     if settings.standard_cost_code_list_id is None:
         raise ImportRefused("Choose a standard cost code list first (step 1).")
-    return [
-        (
-            "/rest/v1.0/standard_cost_codes",
-            {
-                "company_id": company,
-                "standard_cost_code_list_id": settings.standard_cost_code_list_id,
-            },
-        )
-    ]
+    return [procore_api.standard_cost_codes_list(company, settings.standard_cost_code_list_id)]
 
 
 # -- runs --------------------------------------------------------------------------------
@@ -1242,7 +1239,8 @@ def client_page_fetcher(company_id: int) -> FetchPage:
 
     def fetch(path: str, params: dict, page: int, per_page: int) -> tuple[list, int | None]:
         # One page per call: the generator sends its request only when advanced.
-        found = next(client.iter_pages(path, params, per_page, start_page=page), None)
+        listing = procore_api.Endpoint(path, params)
+        found = next(ProcoreAPI(client).pages(listing, per_page, start_page=page), None)
         if found is None:
             return [], None
         return list(found.items), found.total
@@ -1296,6 +1294,6 @@ def cost_code_lists(company_id: int) -> list[dict]:
         return []
     fetch = client_page_fetcher(company_id)
     items, _ = fetch(
-        "/rest/v1.0/standard_cost_code_lists", {"company_id": settings.procore_company_id}, 1, 100
+        *procore_api.standard_cost_code_lists_list(settings.procore_company_id), 1, 100
     )
     return [{"id": i.get("id"), "name": i.get("name")} for i in items if i.get("id")]

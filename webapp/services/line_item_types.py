@@ -1,5 +1,6 @@
 """The company's Procore line item types (cost types), for step 5's labour choice."""
 
+from webapp.procore.api import line_item_types_list
 from webapp.services import imports
 
 PER_PAGE = 100
@@ -32,10 +33,10 @@ def company_line_item_types(company_id: int) -> list[dict]:
     if settings.procore_company_id is None:
         return []
     fetch = imports.client_page_fetcher(company_id)
-    params = {"company_id": settings.procore_company_id}
+    listing = line_item_types_list(settings.procore_company_id)
     found: list[dict] = []
     for page in range(1, MAX_PAGES + 1):
-        items, _total = fetch("/rest/v1.0/line_item_types", params, page, PER_PAGE)
+        items, _total = fetch(listing.path, listing.params, page, PER_PAGE)
         found.extend(items)
         if len(items) < PER_PAGE:
             break

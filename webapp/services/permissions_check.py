@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from webapp.extensions import db
 from webapp.models import EntityType, IntegrationSettings, ProcoreLink, RunStatus, SyncRun
 from webapp.models.base import utcnow
+from webapp.procore import api as procore_api
 from webapp.services import sync_runs
 
 log = logging.getLogger(__name__)
@@ -73,12 +74,11 @@ def start_check(company_id: int, user_id: int | None = None) -> SyncRun:
 
 
 def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
-    """The calls to make: label, what Crewclock needs it for, path, params, advice on 403."""
+    """The calls to make: label, what Crewclock needs it for, endpoint, advice on 403."""
     settings = db.session.get(IntegrationSettings, company_id)
     pc = settings.procore_company_id if settings else None
     if pc is None:
         return []
-    one = {"page": 1, "per_page": 1}
     project_id = db.session.scalar(
         sa.select(ProcoreLink.procore_id)
         .where(ProcoreLink.company_id == company_id, ProcoreLink.entity_type == EntityType.PROJECT)
@@ -89,15 +89,13 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
         {
             "label": "Company users (Directory)",
             "need": "Import and sync users",
-            "path": f"/rest/v1.0/companies/{pc}/users",
-            "params": one,
+            "endpoint": procore_api.users_list(pc).first_row(),
             "tool": "Read Only or higher on the company Directory tool",
         },
         {
             "label": "Company projects",
             "need": "Import and sync projects",
-            "path": "/rest/v1.1/projects",
-            "params": {"company_id": pc, **one},
+            "endpoint": procore_api.projects_list(pc, include_inactive=False).first_row(),
             "tool": "access to the company's projects (company Directory: project access)",
         },
     ]
@@ -107,8 +105,7 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
             {
                 "label": f"Cost codes of {settings.standard_cost_code_list_name or 'the list'}",
                 "need": "Import and sync cost codes",
-                "path": "/rest/v1.0/standard_cost_codes",
-                "params": {"company_id": pc, "standard_cost_code_list_id": list_id, **one},
+                "endpoint": procore_api.standard_cost_codes_list(pc, list_id).first_row(),
                 "tool": "Read Only or higher on the company Admin tool (cost codes)",
             }
         )
@@ -117,8 +114,7 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
             {
                 "label": "Standard cost code lists",
                 "need": "Choose and import cost codes",
-                "path": "/rest/v1.0/standard_cost_code_lists",
-                "params": {"company_id": pc, **one},
+                "endpoint": procore_api.standard_cost_code_lists_list(pc).first_row(),
                 "tool": "Read Only or higher on the company Admin tool (cost codes)",
             }
         )
@@ -127,8 +123,7 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
             {
                 "label": "Timecard time types",
                 "need": "Send time cards with the right work type",
-                "path": "/rest/v1.0/timecard_time_types",
-                "params": {"project_id": project_id, **one},
+                "endpoint": procore_api.timecard_time_types_list(project_id).first_row(),
                 "tool": "Read Only or higher on the project's Timesheets tool",
             }
         )
@@ -137,8 +132,7 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
             {
                 "label": "Timecard entries of a linked project",
                 "need": "Send time cards",
-                "path": f"/rest/v1.0/projects/{project_id}/timecard_entries",
-                "params": {"start_date": day, "end_date": day, **one},
+                "endpoint": procore_api.timecard_entries_list(project_id, day, day).first_row(),
                 "tool": "Standard or Admin on the project's Timesheets tool",
             }
         )
@@ -147,8 +141,7 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
             {
                 "label": "Timecard time types",
                 "need": "Send time cards with the right work type",
-                "path": f"/rest/v1.0/companies/{pc}/timecard_time_types",
-                "params": {},
+                "endpoint": procore_api.company_timecard_time_types(pc),
                 "tool": "Read Only or higher on the company Timesheets tool",
             }
         )
@@ -198,7 +191,7 @@ def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
         rows = []
         for check in checks:
             try:
-                client.get(check["path"], params=check["params"])
+                procore_api.ProcoreAPI(client).fetch(check["endpoint"])
                 rows.append(_outcome(check, None))
             except ProcoreAuthError:
                 raise  # the whole connection is refused: no use asking the rest

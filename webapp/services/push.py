@@ -45,6 +45,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
+from webapp.procore.api import ProcoreAPI
 from webapp.services import late_creates
 
 log = logging.getLogger(__name__)
@@ -459,6 +460,7 @@ class Pusher:
     def __init__(self, company_id: int, client, *, lease=None, now=utcnow) -> None:
         self.company_id = company_id
         self.client = client
+        self.api = ProcoreAPI(client)
         self.lease = lease
         self.now = now
         self.cache = _Cache()
@@ -534,7 +536,7 @@ class Pusher:
             return
         errors = _errors()
         try:
-            config = self._call(lambda: self.client.get("/rest/v1.0/company_configuration"))
+            config = self._call(self.api.company_configuration)
         except _RateLimited:
             return  # keep what we knew; the writes meet the limit and wait for it
         except errors.ProcoreError as exc:
@@ -761,15 +763,7 @@ class Pusher:
             )
         )
         found = None
-        people = self._call(
-            lambda: list(
-                self.client.iter_items(
-                    f"/rest/v1.0/companies/{self.procore_company_id}/people",
-                    {"filters[without_reference_users]": "true"},
-                    per_page=100,
-                )
-            )
-        )
+        people = self._call(lambda: list(self.api.people(self.procore_company_id)))
         for user_id, person_id in mapping.party_ids_by_user(people).items():
             if str(user_id) not in known:
                 db.session.add(
@@ -791,13 +785,7 @@ class Pusher:
         if refresh or procore_project_id not in self.cache.cost_codes:
             try:
                 self.cache.cost_codes[procore_project_id] = self._call(
-                    lambda: list(
-                        self.client.iter_items(
-                            "/rest/v1.0/cost_codes",
-                            {"project_id": procore_project_id},
-                            per_page=100,
-                        )
-                    )
+                    lambda: list(self.api.project_cost_codes(procore_project_id))
                 )
             except _errors().ProcoreError as exc:
                 self.cache.cost_codes[procore_project_id] = exc  # one call per project, not row
@@ -852,10 +840,7 @@ class Pusher:
         body["origin_id"] = f"crewclock-costcode-{code.id}-{procore_project_id}"
         try:
             created = self._call(
-                lambda: self.client.post(
-                    "/rest/v1.0/cost_codes",
-                    json={"project_id": procore_project_id, "cost_code": body},
-                )
+                lambda: self.api.create_project_cost_code(procore_project_id, body)
             )
         except (errors.ProcoreOutcomeUnknown, errors.ProcoreValidationError) as exc:
             # It may exist now (lost reply, or made by an earlier run): look before giving up.
@@ -909,15 +894,7 @@ class Pusher:
         # Timecard time types are company-wide; any linked project lists them.
         if self.cache.time_types is None:
             self.cache.time_types = mapping.time_type_ids(
-                self._call(
-                    lambda: list(
-                        self.client.iter_items(
-                            "/rest/v1.0/timecard_time_types",
-                            {"project_id": procore_project_id},
-                            per_page=100,
-                        )
-                    )
-                )
+                self._call(lambda: list(self.api.timecard_time_types(procore_project_id)))
             )
         return self.cache.time_types
 
@@ -998,13 +975,8 @@ class Pusher:
             try:
                 listed = self._call(
                     lambda project_id=project_id, dates=dates: list(
-                        self.client.iter_items(
-                            f"/rest/v1.0/projects/{project_id}/timecard_entries",
-                            {
-                                "start_date": min(dates).isoformat(),
-                                "end_date": max(dates).isoformat(),
-                            },
-                            per_page=100,
+                        self.api.timecard_entries(
+                            project_id, min(dates).isoformat(), max(dates).isoformat()
                         )
                     )
                 )
@@ -1089,11 +1061,7 @@ class Pusher:
         saying so in Procore's words)."""
         errors = _errors()
         try:
-            self._call(
-                lambda: self.client.delete(
-                    f"/rest/v1.0/projects/{project_id}/timecard_entries/{dup_id}"
-                )
-            )
+            self._call(lambda: self.api.delete_timecard_entry(project_id, dup_id))
         except errors.ProcoreNotFound:
             return True  # already gone
         except errors.ProcoreOutcomeUnknown:
@@ -1174,13 +1142,8 @@ class Pusher:
             try:
                 listed = self._call(
                     lambda project_id=project_id, dates=dates: list(
-                        self.client.iter_items(
-                            f"/rest/v1.0/projects/{project_id}/timecard_entries",
-                            {
-                                "start_date": min(dates).isoformat(),
-                                "end_date": max(dates).isoformat(),
-                            },
-                            per_page=100,
+                        self.api.timecard_entries(
+                            project_id, min(dates).isoformat(), max(dates).isoformat()
                         )
                     )
                 )
@@ -1260,12 +1223,7 @@ class Pusher:
         errors = _errors()
         self._mark_sending([(f, payload, project_id)])
         try:
-            entry = self._call(
-                lambda: self.client.post(
-                    f"/rest/v1.0/projects/{project_id}/timecard_entries",
-                    json={"timecard_entry": payload},
-                )
-            )
+            entry = self._call(lambda: self.api.create_timecard_entry(project_id, payload))
         except errors.ProcoreOutcomeUnknown:
             self._unknown([f])
             return
@@ -1296,11 +1254,7 @@ class Pusher:
         try:
             listed = self._call(
                 lambda: list(
-                    self.client.iter_items(
-                        f"/rest/v1.0/projects/{project_id}/timecard_entries",
-                        {"start_date": day.isoformat(), "end_date": day.isoformat()},
-                        per_page=100,
-                    )
+                    self.api.timecard_entries(project_id, day.isoformat(), day.isoformat())
                 )
             )
         except _RateLimited as rate:
@@ -1318,14 +1272,9 @@ class Pusher:
         """Send up to 25 creates in one call; False means 'send them one by one instead'."""
         errors = _errors()
         self._mark_sending(chunk)
-        body = {"timecard_entries": [mapping.bulk_item(p, project_id) for _, p, _ in chunk]}
+        entries = [mapping.bulk_item(p, project_id) for _, p, _ in chunk]
         try:
-            answer = self._call(
-                lambda: self.client.post(
-                    f"/rest/v1.1/projects/{project_id}/project_timecard_entries/bulk_create",
-                    json=body,
-                )
-            )
+            answer = self._call(lambda: self.api.bulk_create_timecard_entries(project_id, entries))
         except errors.ProcoreOutcomeUnknown:
             self._unknown([f for f, _, _ in chunk])
             return True
@@ -1407,10 +1356,7 @@ class Pusher:
         db.session.commit()
         try:
             entry = self._call(
-                lambda: self.client.patch(
-                    f"/rest/v1.0/projects/{refs.project_id}/timecard_entries/{f.row.procore_id}",
-                    json={"timecard_entry": payload},
-                )
+                lambda: self.api.update_timecard_entry(refs.project_id, f.row.procore_id, payload)
             )
         except errors.ProcoreOutcomeUnknown:
             # A full-body PATCH is safe to send again: leave it pending for the next pass.
@@ -1476,10 +1422,7 @@ class Pusher:
         errors = _errors()
         try:
             remote = self._call(
-                lambda: self.client.get(
-                    f"/rest/v1.0/projects/{row.procore_project_id}"
-                    f"/timecard_entries/{row.procore_id}"
-                )
+                lambda: self.api.show_timecard_entry(row.procore_project_id, row.procore_id)
             )
         except errors.ProcoreNotFound:
             return True  # the write meets the 404 and handles it as before
@@ -1562,9 +1505,7 @@ class Pusher:
         row = f.row
         try:
             self._call(
-                lambda: self.client.delete(
-                    f"/rest/v1.0/projects/{row.procore_project_id}/timecard_entries/{row.procore_id}"
-                )
+                lambda: self.api.delete_timecard_entry(row.procore_project_id, row.procore_id)
             )
         except errors.ProcoreNotFound:
             pass  # already gone

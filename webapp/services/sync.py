@@ -18,11 +18,11 @@ and standard cost codes of the chosen list, placed under their linked division).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import sqlalchemy as sa
 
@@ -43,7 +43,9 @@ from webapp.models import (
 )
 from webapp.models.base import utcnow
 from webapp.models.sync import ConflictPolicy, SyncConflict, SyncCursor, SyncState
+from webapp.procore import api as procore_api
 from webapp.procore import mapping
+from webapp.procore.api import Endpoint
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
 
 log = logging.getLogger(__name__)
@@ -205,61 +207,33 @@ def cursor_for(company_id: int, entity: str) -> SyncCursor:
 
 
 # ==================================================================== Procore endpoints
-def list_endpoints(entity: str, settings: IntegrationSettings, full: bool) -> list:
-    """[(path, params)] that together list every record of `entity`."""
+def list_endpoints(entity: str, settings: IntegrationSettings, full: bool) -> list[Endpoint]:
+    """The listings that together hold every record of `entity`."""
     pc = settings.procore_company_id
     if entity == USER:
-        paths = [(f"/rest/v1.0/companies/{pc}/users", {})]
+        endpoints = [procore_api.users_list(pc)]
         if full:  # deactivated profiles leave the main list
-            paths.append((f"/rest/v1.0/companies/{pc}/users/inactive", {}))
-        return paths
+            endpoints.append(procore_api.inactive_users_list(pc))
+        return endpoints
     if entity == PROJECT:
-        return [("/rest/v1.1/projects", {"company_id": pc, "filters[by_status]": "All"})]
+        # Inactive projects too: a complete listing without them would take every project
+        # closed in Procore for deleted, and the poll must see a project being closed.
+        return [procore_api.projects_list(pc, include_inactive=True)]
     if settings.standard_cost_code_list_id is None:
         return []
-    return [
-        (
-            "/rest/v1.0/standard_cost_codes",
-            {"company_id": pc, "standard_cost_code_list_id": settings.standard_cost_code_list_id},
-        )
-    ]
+    return [procore_api.standard_cost_codes_list(pc, settings.standard_cost_code_list_id)]
 
 
-def show_endpoint(
-    entity: str, settings: IntegrationSettings, procore_id: int
-) -> tuple[str, dict] | None:
-    """(path, params) that fetch one record by id; None when it cannot be asked for."""
+def show_endpoint(entity: str, settings: IntegrationSettings, procore_id: int) -> Endpoint | None:
+    """The endpoint that fetches one record by id; None when it cannot be asked for."""
     pc = settings.procore_company_id
     if entity == USER:
-        return f"/rest/v1.0/companies/{pc}/users/{procore_id}", {}
+        return procore_api.user_show(pc, procore_id)
     if entity == PROJECT:
-        return f"/rest/v1.0/projects/{procore_id}", {"company_id": pc}
+        return procore_api.project_show(pc, procore_id)
     if settings.standard_cost_code_list_id is None:
         return None
-    # Procore only shows a standard cost code within a named list (400 without one).
-    return (
-        f"/rest/v1.0/standard_cost_codes/{procore_id}",
-        {"company_id": pc, "standard_cost_code_list_id": settings.standard_cost_code_list_id},
-    )
-
-
-class DateWatcher:
-    """Remembers the first `Date` header Procore sends after `reset()` (its clock, not ours)."""
-
-    def __init__(self, client) -> None:
-        self.first: datetime | None = None
-        session = getattr(client, "session", None)
-        if session is not None:
-            session.hooks.setdefault("response", []).append(self._hook)
-
-    def reset(self) -> None:
-        self.first = None
-
-    def _hook(self, response, *args, **kwargs):
-        if self.first is None and response.headers.get("Date"):
-            with contextlib.suppress(TypeError, ValueError, IndexError, OverflowError):
-                self.first = parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
-        return response
+    return procore_api.standard_cost_code_show(pc, settings.standard_cost_code_list_id, procore_id)
 
 
 # ==================================================================== our own echoes
@@ -368,7 +342,8 @@ class Syncer:
         # in its own session, and on SQLite it would wait on ours ("database is locked").
         db.session.commit()
         self.tally = Tally()
-        self.dates = DateWatcher(client)
+        self.api = procore_api.ProcoreAPI(client)
+        self.first_date: datetime | None = None  # Procore's clock when a listing began
 
     # -- the kinds of run ------------------------------------------------------------------
     def incremental(self) -> None:
@@ -402,45 +377,52 @@ class Syncer:
             return
         started_local = self.now()
         window = f"{_iso(cursor.cursor - OVERLAP)}...{_iso(started_local + timedelta(hours=1))}"
-        self.dates.reset()
+        self.first_date = None
         self.run.stage = f"Reading changed {entity}s"
-        for path, params in list_endpoints(entity, self.settings, full=False):
-            self._read(entity, path, {**params, "filters[updated_at]": window})
+        for endpoint in list_endpoints(entity, self.settings, full=False):
+            self._read(entity, endpoint.changed_within(window))
         # Only after the whole listing: the next run starts where this one started.
-        cursor.cursor = min(self.dates.first or started_local, started_local + OVERLAP)
+        cursor.cursor = min(self.first_date or started_local, started_local + OVERLAP)
         db.session.commit()
 
     def reconcile(self, entity: str) -> None:
         cursor = cursor_for(self.company_id, entity)
         db.session.commit()  # see __init__: nothing uncommitted while Procore is called
         started_local = self.now()
-        self.dates.reset()
+        self.first_date = None
         seen: set[int] = set()
         endpoints = list_endpoints(entity, self.settings, full=True)
         if not endpoints:
             return
         self.run.stage = f"Reconciling {entity}s"
-        for path, params in endpoints:
-            seen |= self._read(entity, path, params)
+        for endpoint in endpoints:
+            seen |= self._read(entity, endpoint)
         # Reached only when every listing completed: missing now means gone from Procore.
         self.mark_missing(entity, seen)
-        cursor.cursor = min(self.dates.first or started_local, started_local + OVERLAP)
+        cursor.cursor = min(self.first_date or started_local, started_local + OVERLAP)
         cursor.last_full_at = self.now()
         db.session.commit()
 
-    def _read(self, entity: str, path: str, params: dict) -> set[int]:
+    def _read(self, entity: str, endpoint: Endpoint) -> set[int]:
         seen: set[int] = set()
         # Nothing uncommitted may wait across the first call either (e.g. the run's stage,
         # flushed by any lazy load): a token refresh writes in its own session, and on SQLite
         # it would wait for ours until "database is locked".
         db.session.commit()
-        for page in self.client.iter_pages(path, params, PER_PAGE):
+        for page in self.api.pages(endpoint, PER_PAGE):
+            self._note_first_date()
             ids = self.apply_payloads(entity, page.items)
             seen |= ids
             self.run.done += len(page.items)
             self.run.checkpoint = {**(self.run.checkpoint or {}), "page": page.number}
             db.session.commit()
+        self._note_first_date()  # an empty listing's one answer
         return seen
+
+    def _note_first_date(self) -> None:
+        """Keep Procore's clock from the first answer of the listing (its Date header)."""
+        if self.first_date is None:
+            self.first_date = getattr(self.client, "last_server_date", None)
 
     def fetch_one(self, entity: str, procore_id: int) -> str:
         """Fetch one linked record by id and apply it; the outcome, in a few words.
@@ -455,9 +437,8 @@ class Syncer:
         endpoint = show_endpoint(entity, self.settings, procore_id)
         if endpoint is None:
             return "ignored: no standard cost code list chosen"
-        path, params = endpoint
         try:
-            payload = self.client.get(path, params)
+            payload = self.api.fetch(endpoint)
         except ProcoreNotFound:
             if entity != COST_CODE:
                 self.mark_missing(entity, set(), only={procore_id})
@@ -824,18 +805,17 @@ class Syncer:
                 changed.append((link, record, lh))
         return changed
 
-    def _sync_endpoint(self, entity: str) -> tuple[str, dict] | None:
-        """(path, scope ids for the body) of the entity's sync action; None if there is none."""
+    def _sync_endpoint(self, entity: str):
+        """The entity's sync action (updates -> Procore's reply); None if there is none."""
         if entity == USER:
-            return f"/rest/v1.0/companies/{self.pc}/users/sync", {}
+            return functools.partial(self.api.sync_users, self.pc)
         if entity == PROJECT:
-            return "/rest/v1.0/projects/sync", {"company_id": self.pc}
+            return functools.partial(self.api.sync_projects, self.pc)
         if self.settings.standard_cost_code_list_id is None:
             return None
-        return "/rest/v1.0/standard_cost_codes/sync", {
-            "company_id": self.pc,
-            "standard_cost_code_list_id": self.settings.standard_cost_code_list_id,
-        }
+        return functools.partial(
+            self.api.sync_standard_cost_codes, self.pc, self.settings.standard_cost_code_list_id
+        )
 
     def _updates(self, entity: str, batch: list) -> tuple[list[dict], dict[int, str]]:
         """The sync action's elements for a batch, and {procore id: why not sendable}."""
@@ -919,7 +899,7 @@ class Syncer:
             )
         return updates, refused
 
-    def _patch_sync(self, path: str, scope: dict, updates: list[dict]) -> tuple[dict, dict]:
+    def _patch_sync(self, send, updates: list[dict]) -> tuple[dict, dict]:
         """Send one sync call: ({procore id: entity}, {procore id: Procore's message}).
 
         A 413 (standard cost codes) halves the batch until Procore takes it.
@@ -927,15 +907,15 @@ class Syncer:
         from webapp.procore.errors import ProcoreError, body_message
 
         try:
-            reply = self.client.patch(path, json={**scope, "updates": updates}, idempotent=True)
+            reply = send(updates)
         except ProcoreError as exc:
             if exc.status != 413:
                 raise
             if len(updates) == 1:
                 return {}, {updates[0]["id"]: "Procore refused it as too large (HTTP 413)."}
             half = len(updates) // 2
-            ok_a, errors_a = self._patch_sync(path, scope, updates[:half])
-            ok_b, errors_b = self._patch_sync(path, scope, updates[half:])
+            ok_a, errors_a = self._patch_sync(send, updates[:half])
+            ok_b, errors_b = self._patch_sync(send, updates[half:])
             return {**ok_a, **ok_b}, {**errors_a, **errors_b}
         reply = reply if isinstance(reply, dict) else {}
         ok = {}
@@ -953,14 +933,13 @@ class Syncer:
         changed = self._changed_local(entity) if endpoint else []
         if not changed:
             return
-        path, scope = endpoint
         self.run.stage = f"Sending {entity}s to Procore"
         for start in range(0, len(changed), SYNC_BATCH):
             batch = changed[start : start + SYNC_BATCH]
             updates, refused = self._updates(entity, batch)
             # Noted before the call: Procore may deliver the echo before it answers us.
             notes = remember_own_writes(self.company_id, entity, [u["id"] for u in updates])
-            ok, errors = self._patch_sync(path, scope, updates) if updates else ({}, {})
+            ok, errors = self._patch_sync(endpoint, updates) if updates else ({}, {})
             for procore_id, note in notes.items():
                 if procore_id not in ok:
                     forget_own_write(self.company_id, entity, procore_id, note)

@@ -28,6 +28,7 @@ from webapp.models import (
 )
 from webapp.models.base import utcnow
 from webapp.models.sync import ProcoreWebhookEvent
+from webapp.procore.api import ProcoreAPI
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
 from webapp.services import sync
 from webapp.services.sync import FULL_KIND, SYNC_KIND, WEBHOOK_KIND
@@ -585,10 +586,9 @@ def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
         return
     db.session.commit()  # nothing uncommitted while Procore is called
     try:
-        offered = offered_triggers(client.get("/rest/v1.0/webhooks/resources", {"company_id": pc}))
-        hooks = client.get(
-            "/rest/v1.0/webhooks/hooks", {"company_id": pc, "namespace": HOOK_NAMESPACE}
-        )
+        api = ProcoreAPI(client)
+        offered = offered_triggers(api.webhook_resources(pc))
+        hooks = api.webhook_hooks(pc, HOOK_NAMESPACE)
         hook = next(
             (h for h in hooks or [] if isinstance(h, dict) and h.get("destination_url") == url),
             None,
@@ -600,15 +600,10 @@ def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
             "destination_headers": {"Authorization": secret},
         }
         if hook is None:
-            hook = client.post(
-                "/rest/v1.0/webhooks/hooks", json={"company_id": pc, "hook": body}, idempotent=False
-            )
+            hook = api.create_webhook_hook(pc, body)
         else:  # make sure Procore sends the current secret
-            client.patch(
-                f"/rest/v1.0/webhooks/hooks/{hook['id']}", json={"company_id": pc, "hook": body}
-            )
-        triggers_path = f"/rest/v1.0/webhooks/hooks/{hook['id']}/triggers"
-        existing = client.get(triggers_path, {"company_id": pc})
+            api.update_webhook_hook(pc, hook["id"], body)
+        existing = api.webhook_triggers(pc, hook["id"])
         have = {
             (t.get("resource_name"), t.get("event_type"))
             for t in existing or []
@@ -631,14 +626,11 @@ def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
                     )
                     continue
                 try:
-                    client.post(
-                        triggers_path,
-                        json={
-                            "company_id": pc,
-                            "api_version": "v2.0",
-                            "trigger": {"resource_name": resource, "event_type": event_type},
-                        },
-                        idempotent=True,
+                    api.create_webhook_trigger(
+                        pc,
+                        hook["id"],
+                        {"resource_name": resource, "event_type": event_type},
+                        api_version="v2.0",
                     )
                 except ProcoreValidationError as exc:
                     # Procore refused this one trigger: keep subscribing the others.
