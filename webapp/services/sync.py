@@ -463,22 +463,26 @@ class Syncer:
 
     def _fetch_item(self, entity: str, procore_id: int, outcome: str, reason: str) -> bool:
         """Record a fetch-by-id problem as an item of the run; False if no longer linked."""
+        found = self._linked(entity, [procore_id])
+        if not found:
+            return False
+        link, record = found[0]
+        self._item(entity, link, _label(entity, record), outcome, reason)
+        return True
+
+    def _linked(self, entity: str, procore_ids: list[int]) -> list:
+        """(link, local record) for each of these Procore ids that is linked here."""
         model = MODELS[entity]
-        found = db.session.execute(
+        return db.session.execute(
             sa.select(ProcoreLink, model)
             .join(model, model.id == ProcoreLink.local_id)
             .where(
                 ProcoreLink.company_id == self.company_id,
                 ProcoreLink.entity_type == EntityType(entity),
-                ProcoreLink.procore_id == procore_id,
+                ProcoreLink.procore_id.in_(procore_ids),
                 model.company_id == self.company_id,
             )
-        ).first()
-        if found is None:
-            return False
-        link, record = found
-        self._item(entity, link, _label(entity, record), outcome, reason)
-        return True
+        ).all()
 
     def apply_payloads(self, entity: str, payloads: Iterable[dict]) -> set[int]:
         """Apply a page of Procore records to their linked records; the ids seen."""
@@ -489,18 +493,7 @@ class Syncer:
                 by_id[pid] = payload
         if not by_id or self.directions[entity] == SyncDirection.OFF:
             return set(by_id)
-        model = MODELS[entity]
-        pairs = db.session.execute(
-            sa.select(ProcoreLink, model)
-            .join(model, model.id == ProcoreLink.local_id)
-            .where(
-                ProcoreLink.company_id == self.company_id,
-                ProcoreLink.entity_type == EntityType(entity),
-                ProcoreLink.procore_id.in_(list(by_id)),
-                model.company_id == self.company_id,
-            )
-        ).all()
-        for link, record in pairs:
+        for link, record in self._linked(entity, list(by_id)):
             self.decide(entity, link, record, by_id[link.procore_id])
         return set(by_id)
 
