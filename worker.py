@@ -9,29 +9,30 @@ import time
 import redis
 from rq import Worker
 
+from webapp.jobs import close_dead_run, job_app
 from webapp.redis_runtime import QUEUE_NAMES, get_redis
+from webapp.runs.queueing import run_id_of
 
 REDIS_WAIT_SECONDS = 60
 
 
 class CrewclockWorker(Worker):
-    """RQ's forking worker that also records a work horse's death on the job's run row.
+    """RQ's forking worker that also closes the run of a job whose work horse died.
 
-    A horse killed by the OOM killer (or any os._exit) never reaches the job's own
-    except-record-reraise, so without this the run would show "running" forever.
+    A horse killed by the OOM killer (or any os._exit) never reaches the runner's own
+    except-record-reraise, so without this the run would show "running" forever. Every
+    kind's job id is run-<id>, so this holds for imports, pushes, syncs and checks alike.
+    (A whole worker killed is found by RQ's registry cleanup: see jobs.run_job_failed.)
     """
 
     def handle_work_horse_killed(self, job, retpid, ret_val, rusage):
         super().handle_work_horse_killed(job, retpid, ret_val, rusage)
-        if not job.id.startswith("run-"):
+        run_id = run_id_of(job.id)
+        if run_id is None:
             return
         try:
-            from webapp.services.imports import record_failure
-
-            record_failure(
-                int(job.id.removeprefix("run-")),
-                f"The worker process running it died (exit status {ret_val}).",
-            )
+            # handle_job_failure (next) retries the job while it has tries left.
+            close_dead_run(run_id, bool(job.retries_left), f"exit status {ret_val}")
         except Exception:  # never let bookkeeping stop the worker's own failure handling
             self.log.exception("could not record the dead work horse on %s", job.id)
 
@@ -49,18 +50,23 @@ def wait_for_redis(connection: redis.Redis, seconds: float = REDIS_WAIT_SECONDS)
             time.sleep(0.5)
 
 
-def run_worker(queues: list[str] | None = None, burst: bool = False) -> bool:
+def run_worker(
+    queues: list[str] | None = None,
+    burst: bool = False,
+    job_monitoring_interval: int = 30,
+    maintenance_interval: int = 60,
+    **options,
+) -> bool:
     """Work the given queues (all of Crewclock's by default) until stopped."""
-    from webapp.jobs import job_app
-
     app = job_app()
     with app.app_context():
         connection = wait_for_redis(get_redis())
         worker = CrewclockWorker(
             queues or list(QUEUE_NAMES),
             connection=connection,
-            job_monitoring_interval=30,
-            maintenance_interval=60,
+            job_monitoring_interval=job_monitoring_interval,
+            maintenance_interval=maintenance_interval,
+            **options,
         )
         return worker.work(with_scheduler=True, burst=burst)
 

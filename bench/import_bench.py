@@ -139,12 +139,12 @@ def main() -> int:
             imports.settings_for(company.id).standard_cost_code_list_id = ccl["id"]
             db.session.commit()
 
-            def run_job(kind, job):
+            def run_job(kind):
                 requests.post(f"{base}/_sandbox/stats/reset", timeout=5)
                 run, _ = imports.create_run(company.id, kind, admin.id)
                 db.session.commit()
                 t0, cpu0 = time.perf_counter(), time.process_time()
-                job(company.id, run.id)
+                jobs.handle_run(run.id)
                 wall = time.perf_counter() - t0
                 cpu[kind] = time.process_time() - cpu0
                 db.session.expire_all()
@@ -153,7 +153,7 @@ def main() -> int:
 
             cpu = {}
 
-            run, wall, calls = run_job("stage_user", jobs.stage_procore_records)
+            run, wall, calls = run_job("stage_user")
             inactive = sum(
                 1 for u in store.table("users").values()
                 if u["company_id"] == main_co["id"] and not u.get("is_active", True)
@@ -181,7 +181,7 @@ def main() -> int:
             db.session.commit()
 
             rss_before = current_rss_mb()
-            run, wall, calls = run_job(imports.IMPORT_KIND, jobs.import_from_procore)
+            run, wall, calls = run_job(imports.IMPORT_KIND)
             expected = sum(math.ceil(n / 100) for n in count.values())
             figure("import wall time", f"{wall:.1f} s ({run.status.value})")
             # The client keeps under Procore's 100 calls / 10 s spike limit (less headroom):

@@ -16,7 +16,7 @@ from flask import current_app
 from rq import Queue
 
 EMBEDDED_PORT = int(os.environ.get("EMBEDDED_REDIS_PORT", "6380"))
-QUEUE_NAMES = ("imports", "push", "sync", "default")
+QUEUE_NAMES = ("imports", "push", "sync")
 
 
 def embedded_redis_binary() -> str:
@@ -119,7 +119,7 @@ class Lease:
         self.redis.eval(RELEASE_IF_OWNER, 1, self.key, self.token)
 
 
-def get_queue(name: str = "default") -> Queue:
+def get_queue(name: str) -> Queue:
     """An RQ queue on the app's Redis."""
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name}")

@@ -18,9 +18,9 @@ from rq.registry import StartedJobRegistry
 
 from tests.faults.conftest import connect_company, wait_for
 from tests.faults.test_worker_crashes import _assert_users_match_procore
-from webapp import jobs
 from webapp.extensions import db
 from webapp.models import RunStatus
+from webapp.runs import queueing
 from webapp.services import imports
 
 pytestmark = pytest.mark.slow  # real processes, signalled for real
@@ -46,7 +46,7 @@ def _import_mid_page_3(stack, seconds: float):
     db.session.commit()
     assert created
     _slow_users_page(stack, 3, seconds)
-    jobs.enqueue_run(jobs.import_from_procore, run)
+    queueing.enqueue_run(run)
     worker = stack.start_worker("imports", FAULTS_IMPORT_PER_PAGE=5)  # 24 users -> 5 pages
     wait_for(lambda: 3 in stack.requests.pages(USERS), 60, "users page 3 to be requested")
     return company, run, worker

@@ -7,9 +7,9 @@ from rq import Queue, Retry
 from rq.registry import FailedJobRegistry
 
 from tests.faults.conftest import connect_company, count, wait_for
-from webapp import jobs
 from webapp.extensions import db
 from webapp.models import EntityType, ProcoreLink, RunStatus, SyncRunItem, User
+from webapp.runs import queueing
 from webapp.services import imports
 
 pytestmark = pytest.mark.slow  # real processes, killed for real
@@ -21,7 +21,7 @@ def _start_import(stack, company, admin):
     run, created = imports.create_run(company.id, imports.IMPORT_KIND, admin.id)
     db.session.commit()
     assert created
-    jobs.enqueue_run(jobs.import_from_procore, run)
+    queueing.enqueue_run(run)
     return run.id
 
 
@@ -95,7 +95,7 @@ def test_dying_work_horse_is_retried_then_failed_and_the_run_says_so(stack):
     queue = Queue("imports", connection=stack.redis())
     failed = FailedJobRegistry(queue=queue)
     job_id = f"run-{run_id}"
-    for _attempt in range(1 + jobs.JOB_RETRY.max):
+    for _attempt in range(1 + queueing.JOB_RETRY.max):
         # Each attempt dies on page 2; the worker records it and schedules the retry.
         wait_for(
             lambda: (
@@ -132,13 +132,13 @@ def test_job_over_its_timeout_is_killed_and_retried_from_a_whole_page(stack):
             timeout=5,
         ).raise_for_status()
     Queue("imports", connection=stack.redis()).enqueue(  # as enqueue_run, with a short timeout
-        jobs.import_from_procore,
-        company.id,
+        queueing.HANDLE_RUN,
         run.id,
         job_id=f"run-{run.id}",
         job_timeout=3,
         retry=Retry(max=2),
-        failure_ttl=jobs.FAILURE_TTL,
+        failure_ttl=queueing.FAILURE_TTL,
+        on_failure=queueing.ON_FAILURE,
     )
     stack.start_worker("imports", FAULTS_IMPORT_PER_PAGE=5)
     done = stack.wait_run(run.id, [RunStatus.SUCCEEDED, RunStatus.PARTIAL], timeout=90)

@@ -14,6 +14,7 @@ from webapp import jobs
 from webapp.extensions import db
 from webapp.models import CostCode, Project, RunStatus, SyncRun, User
 from webapp.redis_runtime import get_queue, get_redis
+from webapp.runs import queueing
 from webapp.services import imports
 from webapp.services.connections import complete_connection
 
@@ -65,7 +66,7 @@ def _count(model, company):
 def test_import_job_uses_one_procore_call_per_page_of_each_list(demo_connection, company, admin):
     base, _ = demo_connection
     run = _new_run(company, admin)
-    jobs.import_from_procore(company.id, run.id)
+    jobs.handle_run(run.id)
     db.session.expire_all()
     stats = _stats(base)
     # demo: 24 active users, 8 projects, 45 standard codes -> one page each at 100 per page.
@@ -102,11 +103,11 @@ def test_killed_import_resumes_at_its_checkpoint_without_duplicates(
     monkeypatch.setattr(imports, "client_page_fetcher", crashing_fetcher)
     run = _new_run(company, admin)
     with pytest.raises(SystemExit):
-        jobs.import_from_procore(company.id, run.id)
+        jobs.handle_run(run.id)
     db.session.expire_all()
     assert _count(User, company) == 1  # pages 1-2 staged, nothing applied yet
 
-    jobs.import_from_procore(company.id, run.id)  # RQ's retry of the same job
+    jobs.handle_run(run.id)  # RQ's retry of the same job
     db.session.expire_all()
     user_pages = [page for path, page in pages_asked if path.endswith("/users")]
     assert user_pages == [1, 2, 3, 3, 4, 5]  # resumed at page 3, pages 1-2 not re-read
@@ -118,7 +119,7 @@ def test_killed_import_resumes_at_its_checkpoint_without_duplicates(
 
 def test_import_enqueued_after_commit_runs_on_a_real_rq_worker(demo_connection, company, admin):
     run = _new_run(company, admin)
-    jobs.enqueue_run(jobs.import_from_procore, run)
+    queueing.enqueue_run(run)
     assert get_queue("imports").fetch_job(f"run-{run.id}") is not None
     SimpleWorker([get_queue("imports")], connection=get_redis()).work(burst=True)
     db.session.expire_all()
@@ -135,7 +136,7 @@ def test_failed_import_records_the_reason_and_reraises(demo_connection, company,
     )
     run = _new_run(company, admin)
     with pytest.raises(Exception):  # noqa: B017 - the client's error type is not ours to pin
-        jobs.import_from_procore(company.id, run.id)
+        jobs.handle_run(run.id)
     db.session.expire_all()
     failed = db.session.get(SyncRun, run.id)
     assert failed.status == RunStatus.FAILED and failed.error
@@ -147,7 +148,7 @@ def test_multi_page_import_needs_exactly_one_call_per_page(
     base, _ = demo_connection
     monkeypatch.setattr(imports, "PER_PAGE", 10)
     run = _new_run(company, admin)
-    jobs.import_from_procore(company.id, run.id)
+    jobs.handle_run(run.id)
     # ⌈24/10⌉ users + ⌈8/10⌉ projects + ⌈45/10⌉ codes, and no extra "empty last page" call.
     assert _stats(base)["total"] == 3 + 1 + 5
     assert _count(CostCode, company) == 45
@@ -162,7 +163,7 @@ def test_import_whose_connection_needs_reconnect_fails_once_without_queueing_ret
     connection.status = ConnectionStatus.NEEDS_REAUTH
     db.session.commit()
     run = _new_run(company, admin)
-    jobs.enqueue_run(jobs.import_from_procore, run)
+    queueing.enqueue_run(run)
     SimpleWorker([get_queue("imports")], connection=get_redis()).work(burst=True)
     db.session.expire_all()
     failed = db.session.get(SyncRun, run.id)

@@ -2,12 +2,17 @@
 
 import os
 
+import pytest
 import redis
 from rq import SimpleWorker
 
 from tests.integration.push_support import *  # noqa: F403 (fixtures)
 from webapp.extensions import db
+from webapp.models import RunStatus, SyncRun
 from webapp.redis_runtime import get_queue, get_redis
+from webapp.runs import service
+from webapp.runs.kinds import RunKind
+from webapp.runs.runner import RunBusy, RunLease, RunRunner
 from webapp.services import push
 
 
@@ -40,14 +45,18 @@ def test_rolled_back_change_enqueues_nothing(world, app):
 
 def test_second_push_for_the_same_company_waits_for_the_lease_holder(world):
     world.approve(world.card(world.workers[0], entries=1))
-    holder = push.Lease(get_redis(), f"push:lease:{world.company.id}")
+    run, _ = service.start(world.company.id, RunKind.PUSH, trigger="auto", enqueue=False)
+    other = SyncRun(id=run.id + 1000, company_id=world.company.id, kind=RunKind.PUSH)
+    holder = RunLease(get_redis(), other)  # another worker draining this company
     assert holder.acquire()
-    assert push.run_push_job(world.company.id, client=world.sandbox.client()) is None
+    with pytest.raises(RunBusy):  # RQ retries the job once the holder is done
+        RunRunner().handle(run.id, client=world.sandbox.client())
     assert world.sandbox.entries() == []
-    assert get_redis().get(f"push:again:{world.company.id}") == b"1"
+    db.session.expire_all()
+    assert db.session.get(SyncRun, run.id).status == RunStatus.QUEUED  # still waiting
     holder.release()
 
-    result = push.run_push_job(world.company.id, client=world.sandbox.client())
+    result = RunRunner().handle(run.id, client=world.sandbox.client()).result
     assert result.created == 1 and len(world.sandbox.entries()) == 1
 
 

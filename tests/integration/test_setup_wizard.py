@@ -61,8 +61,8 @@ def _latest_run(company, kind):
     )
 
 
-def _run_job(job, company, run):
-    job(company.id, run.id)
+def _run_job(company, run):
+    jobs.handle_run(run.id)
     # The test's session outlives requests; forget what it cached before the job committed.
     db.session.expire_all()
 
@@ -71,7 +71,7 @@ def _stage(client, company, entity):
     response = client.post(f"{BASE}/stage/{entity}", headers=HX)
     assert response.status_code == 200
     run = _latest_run(company, f"stage_{entity}")
-    _run_job(jobs.stage_procore_records, company, run)
+    _run_job(company, run)
     return run
 
 
@@ -166,7 +166,7 @@ def test_clicking_through_five_steps_imports_exactly_the_expected_demo_records(
     assert synced.status_code == 200
     run = _latest_run(company, imports.IMPORT_KIND)
     assert 'hx-trigger="every 1s"' in synced.get_data(as_text=True)
-    _run_job(jobs.import_from_procore, company, run)
+    _run_job(company, run)
 
     summary = admin_client.get(f"{BASE}/runs/{run.id}", headers=HX).get_data(as_text=True)
     assert "Import finished." in summary and "every 1s" not in summary
@@ -249,7 +249,7 @@ def test_fixed_profile_in_manual_mode_is_imported_with_its_edits(
     assert response.status_code == 200
     run, _ = imports.create_run(company.id, imports.IMPORT_KIND, admin.id)
     db.session.commit()
-    _run_job(jobs.import_from_procore, company, run)
+    _run_job(company, run)
     ivan = db.session.scalar(sa.select(User).where(User.username == "ivan.p"))
     assert ivan.role == Role.SUPERVISOR and ivan.email == "ivan.petrov@summit.example.com"
 
@@ -271,7 +271,7 @@ def test_link_dropdown_suggests_existing_user_and_import_links_instead_of_duplic
     assert response.status_code == 200 and "Will link" in response.get_data(as_text=True)
     run, _ = imports.create_run(company.id, imports.IMPORT_KIND, admin.id)
     db.session.commit()
-    _run_job(jobs.import_from_procore, company, run)
+    _run_job(company, run)
     assert (
         db.session.scalar(
             sa.select(sa.func.count()).select_from(User).where(User.last_name == "Smith")
@@ -316,7 +316,7 @@ def test_profile_deleted_between_listing_and_import_is_skipped_with_a_reason(
     connected["store"].delete("users", row.procore_id)
     run, _ = imports.create_run(company.id, imports.IMPORT_KIND, admin.id)
     db.session.commit()
-    _run_job(jobs.import_from_procore, company, run)
+    _run_job(company, run)
     assert db.session.scalar(sa.select(User).where(User.last_name == "Smith")) is None
     assert db.session.get(SyncRun, run.id).created > 0
 
@@ -371,7 +371,7 @@ def test_failed_load_from_procore_says_it_failed_with_a_way_to_try_again(
     admin_client.post(f"{BASE}/stage/user", headers=HX)
     run = _latest_run(company, "stage_user")
     with pytest.raises(ProcoreUnavailable):
-        _run_job(jobs.stage_procore_records, company, run)
+        _run_job(company, run)
     db.session.expire_all()
 
     progress = admin_client.get(f"{BASE}/runs/{run.id}", headers=HX).get_data(as_text=True)

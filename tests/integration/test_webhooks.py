@@ -91,9 +91,11 @@ def test_duplicated_update_then_delete_ends_in_procores_current_state(
     world.sandbox.store.update("users", procore_id, {"first_name": "Hooked"})
     for _ in range(3):
         post(client, event(world, procore_id, ulid="01J0AAAAAAAAAAAAAAAAAAAAAA"))
-    from webapp.services import sync_runs
 
-    monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: world.sandbox.client())
+    monkeypatch.setattr(
+        "webapp.services.connections.procore_client_for",
+        lambda company_id, stats=None: world.sandbox.client(),
+    )
     _work(app)
     db.session.expire_all()
     assert db.session.get(type(user), user.id).first_name == "Hooked"
@@ -111,9 +113,11 @@ def test_our_own_change_coming_back_by_webhook_costs_no_call(client, world, app,
     procore_id = next(iter(world.users))
     own = event(world, procore_id, source=app.config["PROCORE_CLIENT_ID"])
     post(client, own)
-    from webapp.services import sync_runs
 
-    monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: world.sandbox.client())
+    monkeypatch.setattr(
+        "webapp.services.connections.procore_client_for",
+        lambda company_id, stats=None: world.sandbox.client(),
+    )
     world.sandbox.reset_stats()
     _work(app)
     stats = requests.get(f"{BASE}/_sandbox/stats", timeout=5).json()["requests"]
@@ -130,9 +134,11 @@ def test_edit_in_the_sandbox_ui_reaches_crewclock_through_the_webhook(app, compa
         token = requests.post(f"{BASE}/_sandbox/token", json={}, timeout=5).json()
         sandbox = Sandbox(sandbox_app, company_id, token["access_token"])
         world = build_world(company, sandbox)
-        from webapp.services import sync_runs
 
-        monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: sandbox.client())
+        monkeypatch.setattr(
+            "webapp.services.connections.procore_client_for",
+            lambda company_id, stats=None: sandbox.client(),
+        )
         world.run()  # registers the hook and its triggers
         assert sync.state_for(company.id).hook_id is not None
         db.session.commit()
@@ -278,9 +284,11 @@ def test_own_writes_echo_back_unnamed_yet_cost_nothing_and_real_edits_still_arri
         config = requests.get(f"{BASE}/_sandbox/config", timeout=5).json()
         assert config["webhook_null_source_application"] is True
         world = build_world(company, sandbox)
-        from webapp.services import sync_runs
 
-        monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: sandbox.client())
+        monkeypatch.setattr(
+            "webapp.services.connections.procore_client_for",
+            lambda company_id, stats=None: sandbox.client(),
+        )
         deliverer = sandbox_app.extensions["sandbox_webhooks"]
         world.run()  # registers the hook; agrees a base with Procore
         procore_id, user = next(iter(world.users.items()))
@@ -342,9 +350,11 @@ def test_where_procore_names_our_app_an_unnamed_edit_after_our_push_is_fetched(
 ):
     """Once Procore has named us as the writing app, an unnamed event is someone else's even
     when it reaches us before the echo of our own push."""
-    from webapp.services import sync_runs
 
-    monkeypatch.setattr(sync_runs, "_client_for", lambda cid, stats: world.sandbox.client())
+    monkeypatch.setattr(
+        "webapp.services.connections.procore_client_for",
+        lambda company_id, stats=None: world.sandbox.client(),
+    )
     world.run()
     ids = iter(world.users.items())
     named_id, _ = next(ids)

@@ -39,6 +39,7 @@ from webapp.models import (
 from webapp.models.base import utcnow
 from webapp.procore.crypto import token_cipher
 from webapp.redis_runtime import get_queue, get_redis
+from webapp.runs import queueing
 from webapp.services import imports, push, sync_runs
 from webapp.services import timecards as tc
 from webapp.services.connections import complete_connection
@@ -111,7 +112,7 @@ def _full_run(app, sandbox_app, company, admin) -> dict:
 
     run, _ = imports.create_run(company.id, imports.IMPORT_KIND, admin.id)
     db.session.commit()
-    jobs.enqueue_run(jobs.import_from_procore, run)
+    queueing.enqueue_run(run)
     _work("imports")
     db.session.expire_all()
     worker = db.session.scalar(
@@ -179,7 +180,8 @@ def full_run(app, sandbox, company, admin, caplog, monkeypatch):
 def test_no_token_secret_or_email_is_left_in_redis_after_a_full_run(full_run):
     dump = _redis_dump()
     # The job hashes really were there, their arguments decoded from the pickled call.
-    assert "rq:job:" in dump and "import_from_procore" in dump and "push_timecards" in dump
+    # Every kind's job is handle_run(run id) under job id run-<id>: import, push and sync.
+    assert "rq:job:run-" in dump and dump.count("webapp.jobs.handle_run") >= 3
     for secret in (*full_run["tokens"], full_run["client_secret"]):
         assert secret not in dump
     leaked = [email for email in full_run["emails"] if email in dump]
@@ -197,7 +199,7 @@ def test_logs_of_a_full_run_show_no_token_secret_or_email_argument(full_run, cap
     jobs_logged = "\n".join(
         record.getMessage() for record in caplog.get_records("setup") if record.name == "rq.worker"
     )
-    assert "import_from_procore(" in jobs_logged  # RQ logs each job's call with its arguments
+    assert "handle_run(" in jobs_logged  # RQ logs each job's call with its arguments
     assert [email for email in full_run["emails"] if email in jobs_logged] == []
 
 

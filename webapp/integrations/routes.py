@@ -16,6 +16,7 @@ from webapp.procore.tokens import (
     exchange_code,
 )
 from webapp.redis_runtime import get_redis
+from webapp.runs import service as runs
 from webapp.services import connections, permissions_check
 from webapp.tenancy import admin_required
 
@@ -132,12 +133,10 @@ def permissions_start():
 @admin_required
 def permissions_run(perm_check_id: int):
     """One permissions check: progress while it runs (polled, stops by itself), then rows."""
-    from webapp import jobs
-
     run = permissions_check.get_check(current_user.company_id, perm_check_id)
     if run is None:
         abort(404)
-    jobs.enqueue_if_lost(jobs.check_permissions, run)
+    runs.enqueue_if_lost(run)
     if not is_fragment_request():
         return _render()
     return render_fragment("integrations/_permissions_run.html", perm_run=run)

@@ -34,10 +34,6 @@ class PushState(enum.StrEnum):
     SKIPPED = "skipped"  # nothing to send (e.g. deleted before it was ever sent)
     WAITING_RATE_LIMIT = "waiting_rate_limit"  # paused by Procore's rate limit; resumes itself
 
-    @property
-    def needs_work(self) -> bool:
-        return self in WORK_STATES
-
 
 WORK_STATES = (
     PushState.PENDING,

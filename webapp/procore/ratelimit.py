@@ -266,14 +266,6 @@ class RequestBudget:
             "updated_at": state.get("updated_at"),
         }
 
-    def pause_for(self, seconds: float) -> None:
-        """Pause every worker for `seconds` (used by tests and by operators)."""
-        now = self.clock()
-        self._record(
-            keys=[self.pause_key, self.state_key],
-            args=[repr(now), "", "", "", "", repr(now + max(0.0, seconds))],
-        )
-
 
 def _int_or_none(value: float | None) -> int | None:
     return None if value is None else int(math.floor(value))

@@ -9,6 +9,7 @@ from webapp.extensions import db
 from webapp.htmx import render_fragment, render_page_or_fragment
 from webapp.inputs import parse_date_checked, parse_id, parse_int
 from webapp.models import IntegrationSettings, TimeCard
+from webapp.runs import service as runs
 from webapp.services import push
 from webapp.services import timecards as cards
 from webapp.tenancy import admin_required, current_company_id, get_scoped_or_404
@@ -277,10 +278,8 @@ def _check_or_404(check_id: int):
 @admin_required
 def hours_run(check_id: int):
     """One check: its progress (polled, stops by itself) then its rows, page by page."""
-    from webapp import jobs
-
     run = _check_or_404(check_id)
-    jobs.enqueue_if_lost(jobs.check_hours, run)
+    runs.enqueue_if_lost(run)
     week = _week_of(run)
     return render_page_or_fragment(
         "push/hours.html", "push/_hours_run.html", **_hours_context(week, run)

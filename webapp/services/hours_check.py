@@ -42,11 +42,14 @@ from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
 from webapp.procore.api import ProcoreAPI
-from webapp.services import late_creates, push, sync_runs
+from webapp.runs import service
+from webapp.runs.kinds import RunKind
+from webapp.runs.runner import Kind, RunContext, RunRunner, register
+from webapp.services import late_creates, push
 
 log = logging.getLogger(__name__)
 
-KIND = "hours_check"
+KIND = RunKind.HOURS_CHECK
 LIST_PAGE_SIZE = 100
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")
@@ -93,41 +96,29 @@ def parse_week(raw: str | None, today: date | None = None) -> date:
 # ===================================================================== starting a check
 def active_check(company_id: int) -> SyncRun | None:
     """The company's check still queued or running, if any."""
-    return sync_runs.active_run(company_id, KIND)
+    return service.active(company_id, KIND)
 
 
 def start_check(company_id: int, week_start: date, user_id: int | None = None) -> SyncRun:
     """Queue a check of one week (committed before the job is enqueued); an identical
     check already waiting or running is returned instead of starting a second one."""
-    from webapp import jobs
-
-    existing = active_check(company_id)
-    if existing is not None and existing.cursor_before == week_start.isoformat():
-        return existing
-    run = SyncRun(
-        company_id=company_id,
-        kind=KIND,
-        trigger="manual",
-        status=RunStatus.QUEUED,
+    week = week_start.isoformat()
+    run, _ = service.start(
+        company_id,
+        RunKind.HOURS_CHECK,
         started_by_id=user_id,
         # The week checked; cursor_before is the run's "from" marker, so runs of one week
         # are found with an indexed query and no JSON lookup.
-        cursor_before=week_start.isoformat(),
-        checkpoint={"week_start": week_start.isoformat()},
-        stage="Waiting for a worker",
+        cursor_before=week,
+        checkpoint={"week_start": week},
+        same=lambda existing: existing.cursor_before == week,
     )
-    db.session.add(run)
-    db.session.commit()
-    try:
-        jobs.enqueue_run(jobs.check_hours, run)
-    except Exception:  # Redis down: the queued run is enqueued again by the progress poll
-        log.warning("could not enqueue the hours check run=%s", run.id)
     return run
 
 
 def get_check(company_id: int, run_id: int) -> SyncRun | None:
     """A check of this company, or None (another company's or another kind of run)."""
-    return sync_runs.company_run(company_id, run_id, KIND)
+    return service.get(company_id, run_id, KIND)
 
 
 def latest_check(company_id: int, week_start: date) -> SyncRun | None:
@@ -557,41 +548,33 @@ def _reason_text(kind: str, detail: str, n: int) -> str:
 
 
 def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
-    """The job body: compare the run's week, store rows and items on the run."""
-    run = get_check(company_id, run_id)
-    if run is None:
-        return None
-    if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
-        return run  # RQ ran it twice: the first finished it
-    problem = _week_problem(run.cursor_before)
-    if problem is not None:
-        # A check queued before weeks were limited: fail it with the reason, never ask Procore.
-        run.status, run.finished_at, run.stage, run.error = (
-            RunStatus.FAILED,
-            utcnow(),
-            None,
-            problem,
-        )
-        db.session.commit()
-        return run
-    stats = None
-    try:
-        # A retry starts over: the earlier attempt's items must not count twice.
-        db.session.execute(sa.delete(SyncRunItem).where(SyncRunItem.run_id == run.id))
-        run.status, run.error, run.done = RunStatus.RUNNING, None, 0
-        run.started_at, run.finished_at = utcnow(), None
-        run.stage = "Reading Crewclock's entries"
-        db.session.commit()
-        if client is None:
-            from webapp.procore.client import CallStats
-            from webapp.services.connections import procore_client_for
+    """Run one check now (the job does the same through RunRunner)."""
+    ctx = RunRunner().handle(run_id, company_id=company_id, client=client)
+    return None if ctx is None else ctx.run
 
-            stats = CallStats()
-            client = procore_client_for(company_id, stats=stats)
-        else:
-            stats = getattr(client, "stats", None)
-        calls_before = stats.calls if stats is not None else 0
-        checker = Checker(run, client)
+
+@register
+class HoursCheckKind(Kind):
+    """Compare the run's week, store rows and items on the run."""
+
+    kinds = (RunKind.HOURS_CHECK,)
+    running_stage = "Reading Crewclock's entries"
+
+    def refuse(self, run: SyncRun) -> str | None:
+        # A check queued before weeks were limited: fail it with the reason, never ask Procore.
+        return _week_problem(run.cursor_before)
+
+    def prepare(self, ctx: RunContext) -> None:
+        # A retry starts over: the earlier attempt's items must not count twice.
+        db.session.execute(sa.delete(SyncRunItem).where(SyncRunItem.run_id == ctx.run.id))
+        ctx.run.done = 0
+
+    def failure_reason(self, exc: Exception) -> str:
+        return push.failure_reason(exc)
+
+    def run(self, ctx: RunContext) -> None:
+        run = ctx.run
+        checker = Checker(run, ctx.client)
         checker.load_ours()
         checker.read_procore()
         checker.remove_late_duplicates()
@@ -600,22 +583,7 @@ def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
         run.checkpoint = checker.result()
         run.unchanged = run.checkpoint["matching"]
         run.failed = len(run.checkpoint["rows"])
-        if stats is not None:
-            run.api_calls = stats.calls - calls_before
-        run.status, run.stage, run.finished_at = RunStatus.SUCCEEDED, None, utcnow()
-        db.session.commit()
-        return run
-    except Exception as exc:
-        db.session.rollback()
-        run = db.session.get(SyncRun, run_id)
-        run.status, run.finished_at, run.stage = RunStatus.FAILED, utcnow(), None
-        run.error = push._reason_for(exc)
-        if stats is not None:
-            run.api_calls = stats.calls
-        db.session.commit()
-        if push._is_auth_problem(exc):
-            return run  # a retry cannot help; the page says to reconnect
-        raise
+        run.status = RunStatus.SUCCEEDED  # differences are the result, not a failure
 
 
 def _week_problem(stored: str | None) -> str | None:

@@ -7,7 +7,6 @@ so a killed job rerun resumes where it stopped and never creates a record twice 
 are unique both ways, and already-linked Procore records are skipped as unchanged).
 """
 
-import time as _time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -16,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import (
-    Company,
     CostCode,
     EntityType,
     IntegrationSettings,
@@ -34,14 +32,18 @@ from webapp.models.base import utcnow
 from webapp.procore import api as procore_api
 from webapp.procore import mapping
 from webapp.procore.api import ProcoreAPI
+from webapp.procore.errors import ProcoreAuthError
 from webapp.procore.mapping import COST_CODE, ENTITY_TYPES, PROJECT, USER
+from webapp.runs import service
+from webapp.runs.kinds import STAGE_KINDS, RunKind
+from webapp.runs.runner import Kind, RunContext, register
 from webapp.services import links
+from webapp.services.connections import get_connection, procore_client_for
 
 PER_PAGE = 100  # the documented max for users and cost codes; one size for every list
 APPLY_BATCH = 200
 STAGE_KIND = "stage_{entity}"
-IMPORT_KIND = "import_setup"
-ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+IMPORT_KIND = RunKind.IMPORT.value
 
 # (path, params, page, per_page) -> (items, total or None)
 FetchPage = Callable[[str, dict, int, int], tuple[list, int | None]]
@@ -82,70 +84,21 @@ def listings(entity_type: str, settings: IntegrationSettings, include_inactive: 
 
 
 # -- runs --------------------------------------------------------------------------------
-def active_run(company_id: int, kind: str) -> SyncRun | None:
-    """The queued or running run of this kind, if any (one at a time per company)."""
-    return db.session.scalar(
-        sa.select(SyncRun)
-        .where(
-            SyncRun.company_id == company_id,
-            SyncRun.kind == kind,
-            SyncRun.status.in_(ACTIVE_STATUSES),
-        )
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    )
-
-
-def latest_run(company_id: int, kind: str) -> SyncRun | None:
-    """The newest run of this kind."""
-    return db.session.scalar(
-        sa.select(SyncRun)
-        .where(SyncRun.company_id == company_id, SyncRun.kind == kind)
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    )
+active_run = service.active
+latest_run = service.latest
 
 
 def create_run(company_id: int, kind: str, started_by_id: int | None) -> tuple[SyncRun, bool]:
     """(run, created): a new queued run, or the one of this kind already queued/running.
 
-    Commits. Five clicks at once make one run, whatever the database: a Redis lease
-    serialises the check and the insert across web processes (SQLite takes no lock on a
-    read), and the company row is locked too where the database can (PostgreSQL).
+    Commits; the caller enqueues it (or enqueues again a queued one whose job was lost).
     """
-    from webapp.redis_runtime import Lease, get_redis
-
-    guard = Lease(get_redis(), f"crewclock:run-start:{company_id}:{kind}", ttl=10)
-    deadline = _time.monotonic() + 5
-    while not guard.acquire():
-        if _time.monotonic() > deadline:
-            raise RuntimeError("another request is starting this run; try again")
-        _time.sleep(0.02)
-    try:
-        db.session.execute(sa.select(Company.id).where(Company.id == company_id).with_for_update())
-        existing = active_run(company_id, kind)
-        if existing is not None:
-            db.session.commit()
-            return existing, False
-        run = SyncRun(
-            company_id=company_id,
-            kind=kind,
-            trigger="manual",
-            status=RunStatus.QUEUED,
-            started_by_id=started_by_id,
-            checkpoint={},
-        )
-        db.session.add(run)
-        db.session.commit()  # commit before enqueue: the job must find its row
-        return run, True
-    finally:
-        guard.release()
+    return service.start(company_id, kind, started_by_id=started_by_id, stage=None, enqueue=False)
 
 
 def get_run(company_id: int, run_id: int) -> SyncRun | None:
     """A run of this company (None for another company's id)."""
-    run = db.session.get(SyncRun, run_id)
-    return run if run is not None and run.company_id == company_id else None
+    return service.get(company_id, run_id)
 
 
 def run_items(run: SyncRun, outcomes=("skipped", "failed", "updated"), limit: int = 200) -> list:
@@ -171,18 +124,6 @@ def _start(run: SyncRun) -> None:
 def _finish(run: SyncRun) -> None:
     run.status = RunStatus.PARTIAL if run.failed else RunStatus.SUCCEEDED
     run.stage = "Finished"
-    run.finished_at = utcnow()
-    db.session.commit()
-
-
-def record_failure(run_id: int, error: str) -> None:
-    """Mark a run failed with a reason (its job re-raises; a retry resumes the run)."""
-    db.session.rollback()
-    run = db.session.get(SyncRun, run_id)
-    if run is None:
-        return
-    run.status = RunStatus.FAILED
-    run.error = error[:2000]
     run.finished_at = utcnow()
     db.session.commit()
 
@@ -1233,8 +1174,6 @@ def set_link_choice(company_id: int, row: ProcoreStagedRecord, local_id: int | N
 
 def client_page_fetcher(company_id: int) -> FetchPage:
     """A FetchPage over the company's ProcoreClient (the one door to Procore)."""
-    from webapp.services.connections import procore_client_for
-
     client = procore_client_for(company_id)
 
     def fetch(path: str, params: dict, page: int, per_page: int) -> tuple[list, int | None]:
@@ -1250,8 +1189,6 @@ def client_page_fetcher(company_id: int) -> FetchPage:
 
 def choose_procore_company(company_id: int, procore_company_id: int) -> str | None:
     """Step 1: pick the Procore company (from the connection's list); the reason on refusal."""
-    from webapp.services.connections import get_connection
-
     conn = get_connection(company_id)
     companies = {c.get("id"): c.get("name") for c in (conn.available_companies if conn else [])}
     if procore_company_id not in companies:
@@ -1297,3 +1234,25 @@ def cost_code_lists(company_id: int) -> list[dict]:
         *procore_api.standard_cost_code_lists_list(settings.procore_company_id), 1, 100
     )
     return [{"id": i.get("id"), "name": i.get("name")} for i in items if i.get("id")]
+
+
+# -- the run kinds -----------------------------------------------------------------------
+@register
+class ImportRunKind(Kind):
+    """Staging listings and the set-up import: resumable from their checkpoints."""
+
+    kinds = (*STAGE_KINDS, RunKind.IMPORT)
+    finished_stage = "Finished"
+
+    def failure_reason(self, exc: Exception) -> str:
+        if isinstance(exc, ProcoreAuthError):
+            return f"Procore needs reconnecting: {exc}"
+        return super().failure_reason(exc)
+
+    def run(self, ctx: RunContext) -> None:
+        # Looked up on the module at run time: tests and fault knobs swap the fetcher.
+        fetch = client_page_fetcher(ctx.company_id)
+        if ctx.run.kind == IMPORT_KIND:
+            run_import(ctx.run.id, fetch)
+        else:
+            stage_records(ctx.run.id, fetch)

@@ -13,14 +13,16 @@ from datetime import date
 import sqlalchemy as sa
 
 from webapp.extensions import db
-from webapp.models import EntityType, IntegrationSettings, ProcoreLink, RunStatus, SyncRun
-from webapp.models.base import utcnow
+from webapp.models import EntityType, IntegrationSettings, ProcoreLink, SyncRun
 from webapp.procore import api as procore_api
-from webapp.services import sync_runs
+from webapp.procore.errors import ProcoreAuthError, ProcoreError, ProcoreForbidden, ProcoreNotFound
+from webapp.runs import service
+from webapp.runs.kinds import RunKind
+from webapp.runs.runner import Kind, RunContext, RunRunner, register
 
 log = logging.getLogger(__name__)
 
-KIND = "permissions_check"
+KIND = RunKind.PERMISSIONS_CHECK
 OK, REFUSED, NOT_FOUND, FAILED = "ok", "refused", "not_found", "failed"
 RECONNECT = "The Procore connection needs to be reconnected (click Reconnect on this card)."
 
@@ -31,7 +33,7 @@ def _refused(tool: str) -> str:
 
 def active_check(company_id: int) -> SyncRun | None:
     """The company's permissions check still queued or running, if any."""
-    return sync_runs.active_run(company_id, KIND)
+    return service.active(company_id, KIND)
 
 
 def latest_check(company_id: int) -> SyncRun | None:
@@ -45,31 +47,14 @@ def latest_check(company_id: int) -> SyncRun | None:
 
 def get_check(company_id: int, run_id: int) -> SyncRun | None:
     """A permissions check of this company, or None (another company's or kind of run)."""
-    return sync_runs.company_run(company_id, run_id, KIND)
+    return service.get(company_id, run_id, KIND)
 
 
 def start_check(company_id: int, user_id: int | None = None) -> SyncRun:
     """Queue a check (committed before the job is enqueued); one at a time per company."""
-    from webapp import jobs
-
-    existing = active_check(company_id)
-    if existing is not None:
-        return existing
-    run = SyncRun(
-        company_id=company_id,
-        kind=KIND,
-        trigger="manual",
-        status=RunStatus.QUEUED,
-        started_by_id=user_id,
-        checkpoint={"checks": []},
-        stage="Waiting for a worker",
+    run, _ = service.start(
+        company_id, RunKind.PERMISSIONS_CHECK, started_by_id=user_id, checkpoint={"checks": []}
     )
-    db.session.add(run)
-    db.session.commit()
-    try:
-        jobs.enqueue_run(jobs.check_permissions, run)
-    except Exception:  # Redis down: the queued run is enqueued again by the progress poll
-        log.warning("could not enqueue the permissions check run=%s", run.id)
     return run
 
 
@@ -149,8 +134,6 @@ def planned_checks(company_id: int, today: date | None = None) -> list[dict]:
 
 
 def _outcome(check: dict, exc: Exception | None) -> dict:
-    from webapp.procore.errors import ProcoreForbidden, ProcoreNotFound
-
     row = {"label": check["label"], "need": check["need"]}
     if exc is None:
         return {**row, "result": OK, "advice": ""}
@@ -163,33 +146,32 @@ def _outcome(check: dict, exc: Exception | None) -> dict:
 
 
 def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
-    """The job body: make each call once, record one row per call on the run."""
-    from webapp.procore.errors import ProcoreAuthError, ProcoreError
+    """Run one check now (the job does the same through RunRunner)."""
+    ctx = RunRunner().handle(run_id, company_id=company_id, client=client)
+    return None if ctx is None else ctx.run
 
-    run = get_check(company_id, run_id)
-    if run is None:
-        return None
-    if run.finished:
-        return run  # RQ ran it twice: the first finished it
-    stats = None
-    try:
-        run.status, run.error, run.done = RunStatus.RUNNING, None, 0
-        run.started_at, run.finished_at = utcnow(), None
-        run.stage = "Asking Procore"
-        checks = planned_checks(company_id)
-        run.total = len(checks)
-        db.session.commit()
-        if client is None:
-            from webapp.procore.client import CallStats
-            from webapp.services.connections import procore_client_for
 
-            stats = CallStats()
-            client = procore_client_for(company_id, stats=stats)
-        else:
-            stats = getattr(client, "stats", None)
-        calls_before = stats.calls if stats is not None else 0
+@register
+class PermissionsCheckKind(Kind):
+    """Make each call once, record one row per call on the run."""
+
+    kinds = (RunKind.PERMISSIONS_CHECK,)
+    running_stage = "Asking Procore"
+
+    def failure_reason(self, exc: Exception) -> str:
+        if isinstance(exc, ProcoreAuthError):
+            return RECONNECT  # the card says to reconnect
+        return super().failure_reason(exc)[:500]
+
+    def prepare(self, ctx: RunContext) -> None:
+        ctx.run.done = 0
+        ctx.options["checks"] = planned_checks(ctx.company_id)
+        ctx.run.total = len(ctx.options["checks"])
+
+    def run(self, ctx: RunContext) -> None:
+        run, client = ctx.run, ctx.client
         rows = []
-        for check in checks:
+        for check in ctx.options["checks"]:
             try:
                 procore_api.ProcoreAPI(client).fetch(check["endpoint"])
                 rows.append(_outcome(check, None))
@@ -201,19 +183,3 @@ def run_check(company_id: int, run_id: int, client=None) -> SyncRun | None:
         run.checkpoint = {"checks": rows}
         run.unchanged = sum(1 for row in rows if row["result"] == OK)
         run.failed = len(rows) - run.unchanged
-        if stats is not None:
-            run.api_calls = stats.calls - calls_before
-        run.status = RunStatus.SUCCEEDED if not run.failed else RunStatus.PARTIAL
-        run.stage, run.finished_at = None, utcnow()
-        db.session.commit()
-        return run
-    except Exception as exc:
-        db.session.rollback()
-        run = db.session.get(SyncRun, run_id)
-        run.status, run.finished_at, run.stage = RunStatus.FAILED, utcnow(), None
-        auth = isinstance(exc, ProcoreAuthError)
-        run.error = RECONNECT if auth else f"{type(exc).__name__}: {exc}"[:500]
-        db.session.commit()
-        if auth:
-            return run  # a retry cannot help; the card says to reconnect
-        raise

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import current_app
 
-from webapp import redis_runtime
 from webapp.extensions import db
 from webapp.models import (
     ConnectionStatus,
@@ -46,12 +45,13 @@ from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
 from webapp.procore.api import ProcoreAPI
+from webapp.runs import queueing, service
+from webapp.runs.kinds import RunKind, StopReason
+from webapp.runs.runner import Kind, RunContext, RunRunner, register
 from webapp.services import late_creates
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120
-QUEUED_FLAG_SECONDS = 60
 BATCH = 200
 MAX_SWEEPS = 5
 RETRY_LATER = timedelta(minutes=2)
@@ -214,54 +214,23 @@ def queue_entry_change(entry: TimeEntry, action: str) -> None:
 
 
 # ------------------------------------------------------------ enqueue after the commit
-_SESSION_KEY = "crewclock_push_companies"
-
-
 def _enqueue_after_commit(company_id: int) -> None:
-    db.session.info.setdefault(_SESSION_KEY, set()).add(company_id)
+    queueing.after_commit(db.session, ("push", company_id), lambda: _enqueue_now(company_id))
 
 
-@sa.event.listens_for(sa.orm.Session, "after_commit")
-def _after_commit(session) -> None:
-    companies = session.info.pop(_SESSION_KEY, None)
-    if not companies:
-        return
-    for company_id in companies:
-        try:
-            enqueue_push(company_id)
-        except Exception:  # Redis down: the rows are safe; the next enqueue or sweep sends them
-            log.warning("could not enqueue the Procore push for company %s", company_id)
-
-
-@sa.event.listens_for(sa.orm.Session, "after_rollback")
-def _after_rollback(session) -> None:
-    session.info.pop(_SESSION_KEY, None)
+def _enqueue_now(company_id: int) -> None:
+    # After a commit its session can emit no SQL: start the run in a session of its own.
+    with current_app.app_context():
+        enqueue_push(company_id)
 
 
 def enqueue_push(company_id: int, delay: timedelta | None = None) -> bool:
-    """Enqueue the drain job for a company (skipped when one is already waiting)."""
-    from webapp import jobs
-    from webapp.redis_runtime import get_queue, get_redis
-
+    """Queue a drain run for a company; False when one is already queued or running (a
+    burst of changes makes one drain; one running finds the new work when it ends)."""
     if not current_app.config.get("PUSH_AUTO_ENQUEUE", True):
         return False
-    redis = get_redis()
-    if delay is None and not redis.set(
-        f"push:queued:{company_id}", "1", nx=True, ex=QUEUED_FLAG_SECONDS
-    ):
-        return False
-    queue = get_queue("push")
-    options = dict(
-        job_timeout=jobs.JOB_TIMEOUT,
-        retry=jobs.JOB_RETRY,
-        result_ttl=jobs.RESULT_TTL,
-        failure_ttl=jobs.FAILURE_TTL,
-    )
-    if delay is not None:
-        queue.enqueue_in(delay, jobs.push_timecards, company_id, **options)
-    else:
-        queue.enqueue(jobs.push_timecards, company_id, **options)
-    return True
+    _, created = service.start(company_id, RunKind.PUSH, trigger="auto", delay=delay)
+    return created
 
 
 def enqueue_all_due() -> int:
@@ -297,7 +266,7 @@ class PushResult:
     waiting: int = 0
     duplicates: int = 0  # duplicates Procore created late, removed there
     retry_at: datetime | None = None
-    stopped: str | None = None  # why the drain stopped early (auth, rate limit, outage)
+    stopped: StopReason | None = None  # why the drain stopped early (auth, rate limit, ...)
     run_id: int | None = None
     notes: list = field(default_factory=list)  # what Procore said that the run must show
     items: list = field(default_factory=list)  # run history lines beyond failures (dicts)
@@ -328,6 +297,10 @@ class _Cache:
 
 class _Stop(Exception):
     """Stop this drain (auth lost, rate limited, Procore unavailable); rows stay queued."""
+
+    def __init__(self, reason: StopReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _errors():
@@ -507,12 +480,12 @@ class Pusher:
                     self._batch(rows)
                     if max_seconds is not None and _time.monotonic() - started > max_seconds:
                         self.result.later(self.now())
-                        raise _Stop("time is up; the push continues in the next job")
+                        raise _Stop(StopReason.TIME_UP)
                 if not worked:
                     break
             self._late_duplicates()
         except _Stop as stop:
-            self.result.stopped = str(stop)
+            self.result.stopped = stop.reason
             db.session.rollback()
         self._schedule_followup()
         return self.result
@@ -598,7 +571,7 @@ class Pusher:
 
     def _renew_lease(self) -> None:
         if self.lease is not None and not self.lease.renew():
-            raise _Stop("another push for this company took over")
+            raise _Stop(StopReason.LEASE_LOST)
 
     # ------------------------------------------------------------------ per row
     def _plan(self, f: _Facts) -> tuple[_Facts, dict, int] | None:
@@ -905,11 +878,11 @@ class Pusher:
         try:
             return fn()
         except (errors.NeedsReauth, errors.ProcoreAuthError):
-            raise _Stop("The Procore connection needs to be reconnected.") from None
+            raise _Stop(StopReason.RECONNECT) from None
         except errors.ProcoreRateLimited as exc:
             raise _RateLimited(getattr(exc, "reset_at", None)) from None
         except errors.ProcoreUnavailable:
-            raise _Stop("Procore is unavailable; the push will retry.") from None
+            raise _Stop(StopReason.UNAVAILABLE) from None
 
     def _rate_limited(self, f: _Facts, exc: _RateLimited, create_refused: bool = False) -> None:
         """Park the row (and everything queued) until the limit resets; stop the drain.
@@ -943,7 +916,7 @@ class Pusher:
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
-        raise _Stop("rate limited")
+        raise _Stop(StopReason.RATE_LIMITED)
 
     # ----------------------------------------------------------------- reconcile
     def _reconcile(self, doubtful: list[_Facts]) -> None:
@@ -1579,77 +1552,31 @@ def _parse_time(value) -> datetime | None:
 
 
 # ================================================================= running the drain
-class Lease(redis_runtime.Lease):
-    """One push per company at a time across workers."""
-
-    def __init__(self, redis, key: str, ttl: int = LEASE_SECONDS) -> None:
-        super().__init__(redis, key, ttl)
-
-
-def _stat(stats, *names: str) -> int:
-    for name in names:
-        value = getattr(stats, name, None)
-        if isinstance(value, int):
-            return value
-    return 0
-
-
-def push_company(
-    company_id: int, client=None, lease=None, max_seconds=None, now=utcnow
-) -> PushResult:
-    """Send a company's due outbox rows to Procore, recorded as a `push_timecards` run."""
-    due = db.session.scalar(
+def _due_count(company_id: int, now: datetime) -> int:
+    return db.session.scalar(
         sa.select(sa.func.count())
         .select_from(ProcorePush)
         .where(
             ProcorePush.company_id == company_id,
             ProcorePush.state.in_(WORK_STATES),
-            sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= now()),
+            sa.or_(ProcorePush.next_attempt_at.is_(None), ProcorePush.next_attempt_at <= now),
         )
     )
-    if not due and not _watch_due(company_id, now()):
+
+
+def push_company(company_id: int, client=None, max_seconds=None, now=utcnow) -> PushResult:
+    """Send a company's due outbox rows to Procore now, recorded as a `push_timecards` run."""
+    if not _due_count(company_id, now()) and not _watch_due(company_id, now()):
         result = PushResult()
         when = next_due_at(company_id)
         if when is not None:
             result.later(when)
         return result
-    run = SyncRun(
-        company_id=company_id,
-        kind="push_timecards",
-        trigger="auto",
-        status=RunStatus.RUNNING,
-        started_at=utcnow(),
-        total=due,
-        stage="Sending time entries",
-    )
-    db.session.add(run)
-    db.session.commit()
-    run_id, started = run.id, run.started_at
-    stats = None
-    try:
-        if client is None:
-            from webapp.procore.client import CallStats
-            from webapp.services.connections import procore_client_for
-
-            stats = CallStats()
-            client = procore_client_for(company_id, stats=stats)
-        else:
-            stats = getattr(client, "stats", None)
-        pusher = Pusher(company_id, client, lease=lease, now=now)
-        result = pusher.drain(max_seconds=max_seconds)
-        result.notes = list(dict.fromkeys(pusher.notes))
-    except Exception as exc:
-        db.session.rollback()
-        run = db.session.get(SyncRun, run_id)
-        run.status, run.finished_at = RunStatus.FAILED, utcnow()
-        run.error = _reason_for(exc)
-        db.session.commit()
-        if _is_auth_problem(exc):
-            return PushResult(stopped=run.error, run_id=run_id)
-        raise
-    _record_run(run_id, started, result, stats)
-    result.run_id = run_id
-    return result
+    run, _ = service.start(company_id, RunKind.PUSH, trigger="auto", enqueue=False)
+    ctx = RunRunner().handle(run.id, client=client, max_seconds=max_seconds, now=now)
+    if ctx.result is not None:
+        return ctx.result
+    return PushResult(stopped=StopReason.RECONNECT, run_id=run.id)  # failed before draining
 
 
 def _watch_due(company_id: int, now: datetime) -> bool:
@@ -1668,28 +1595,20 @@ def _watch_due(company_id: int, now: datetime) -> bool:
     )
 
 
-def _is_auth_problem(exc: Exception) -> bool:
+def failure_reason(exc: Exception) -> str:
+    """What a push (or hours check) run that failed on `exc` shows."""
     errors = _errors()
-    return isinstance(exc, (errors.NeedsReauth, errors.ProcoreAuthError))
-
-
-def _reason_for(exc: Exception) -> str:
-    if _is_auth_problem(exc):
+    if isinstance(exc, (errors.NeedsReauth, errors.ProcoreAuthError)):
         return "The Procore connection needs to be reconnected (Settings → Integrations)."
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _record_run(run_id: int, started: datetime, result: PushResult, stats) -> None:
-    run = db.session.get(SyncRun, run_id)
+def _record_run(run: SyncRun, started: datetime, result: PushResult) -> None:
     run.created, run.updated = result.created, result.updated
     run.deleted = result.deleted + result.duplicates
     run.unchanged, run.skipped = result.unchanged, result.skipped
     run.failed = result.failed + result.not_mapped + result.conflicts
     run.done = result.created + result.updated + result.deleted + result.unchanged
-    run.api_calls = _stat(stats, "calls", "total", "requests")
-    run.http_429 = _stat(stats, "rate_limited", "http_429", "status_429")
-    run.finished_at = utcnow()
-    run.stage = None
     problems = db.session.execute(
         sa.select(
             ProcorePush.time_entry_id, ProcorePush.procore_id, ProcorePush.state, ProcorePush.reason
@@ -1717,41 +1636,51 @@ def _record_run(run_id: int, started: datetime, result: PushResult, stats) -> No
                 reason=reason,
             )
         )
-    if result.stopped and result.stopped != "rate limited":
-        run.status, run.error = RunStatus.PARTIAL, result.stopped
+    if result.stopped and result.stopped.shown:
+        run.status, run.error = RunStatus.PARTIAL, str(result.stopped)
     elif run.failed:
         run.status = RunStatus.PARTIAL
     else:
         run.status = RunStatus.SUCCEEDED
     if result.notes:
         run.error = " ".join([run.error, *result.notes] if run.error else result.notes)
-    db.session.commit()
 
 
-def run_push_job(company_id: int, client=None) -> PushResult | None:
-    """The job body: take the company's lease, drain, and schedule any follow-up."""
-    from webapp.redis_runtime import get_redis
+@register
+class PushRunKind(Kind):
+    """One drain of a company's outbox; at most one per company at a time (the run lease)."""
 
-    redis = get_redis()
-    redis.delete(f"push:queued:{company_id}")
-    again = f"push:again:{company_id}"
-    lease = Lease(redis, f"push:lease:{company_id}")
-    if not lease.acquire():
-        # Another worker is draining; make it look once more before it lets go.
-        redis.set(again, "1", ex=LEASE_SECONDS * 2)
-        return None
-    try:
-        while True:
-            redis.delete(again)
-            result = push_company(company_id, client=client, lease=lease)
-            if result.stopped or not redis.get(again):
-                break
-    finally:
-        lease.release()
-    if result.retry_at is not None and not (result.stopped or "").startswith("The Procore conn"):
-        delay = max(timedelta(seconds=1), result.retry_at - utcnow())
-        enqueue_push(company_id, delay=delay)
-    return result
+    kinds = (RunKind.PUSH,)
+    running_stage = "Sending time entries"
+
+    def failure_reason(self, exc: Exception) -> str:
+        return failure_reason(exc)
+
+    def prepare(self, ctx: RunContext) -> None:
+        ctx.run.total = _due_count(ctx.company_id, ctx.options.get("now", utcnow)())
+
+    def run(self, ctx: RunContext) -> None:
+        started = ctx.run.started_at
+        pusher = Pusher(
+            ctx.company_id, ctx.client, lease=ctx.lease, now=ctx.options.get("now", utcnow)
+        )
+        result = pusher.drain(max_seconds=ctx.options.get("max_seconds"))
+        result.notes = list(dict.fromkeys(pusher.notes))
+        result.run_id = ctx.run.id
+        _record_run(ctx.run, started, result)
+        ctx.result = result
+
+    def after(self, ctx: RunContext) -> None:
+        result = ctx.result
+        if result is None or (result.stopped and result.stopped.needs_admin):
+            return  # failed, or only Reconnect helps: nothing to follow up
+        when = result.retry_at
+        # Work committed while this drain ended saw it running and started nothing.
+        due = next_due_at(ctx.company_id)
+        if due is not None and (when is None or due < when):
+            when = due
+        if when is not None:
+            enqueue_push(ctx.company_id, delay=max(timedelta(seconds=1), when - utcnow()))
 
 
 # ========================================================== what the pages show

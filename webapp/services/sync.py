@@ -47,13 +47,15 @@ from webapp.procore import api as procore_api
 from webapp.procore import mapping
 from webapp.procore.api import Endpoint
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
+from webapp.runs.kinds import SYNC_KINDS as RUN_SYNC_KINDS
+from webapp.runs.kinds import RunKind
 
 log = logging.getLogger(__name__)
 
-SYNC_KIND = "sync"  # incremental poll + outbound
-FULL_KIND = "sync_full"  # complete listings (deletions, cost codes) + outbound
-WEBHOOK_KIND = "sync_webhook"  # records named by webhook events, fetched by id
-SYNC_KINDS = (SYNC_KIND, FULL_KIND, WEBHOOK_KIND)
+SYNC_KIND = RunKind.SYNC
+FULL_KIND = RunKind.SYNC_FULL
+WEBHOOK_KIND = RunKind.SYNC_WEBHOOK
+SYNC_KINDS = RUN_SYNC_KINDS
 KIND_LABELS = {SYNC_KIND: "Incremental", FULL_KIND: "Full reconciliation", WEBHOOK_KIND: "Webhook"}
 OVERLAP = timedelta(minutes=5)
 PER_PAGE = 100
@@ -1048,7 +1050,7 @@ def webhook_url() -> str | None:
     return None if base is None else f"{base}/webhooks/procore"
 
 
-def run_record(run: SyncRun, tally: Tally, stats) -> None:
+def run_record(run: SyncRun, tally: Tally) -> None:
     """Copy a finished run's counts onto its row."""
     run.updated = tally.updated + tally.sent
     run.unchanged = tally.unchanged
@@ -1061,9 +1063,6 @@ def run_record(run: SyncRun, tally: Tally, stats) -> None:
         "received": tally.updated,
         "held": tally.held,
     }
-    if stats is not None:
-        run.api_calls = stats.calls
-        run.http_429 = stats.rate_limited
     run.status = RunStatus.PARTIAL if tally.failed else RunStatus.SUCCEEDED
     if tally.attention:
         run.status = RunStatus.PARTIAL

@@ -6,19 +6,18 @@ from __future__ import annotations
 import hmac
 import logging
 import re
-import secrets
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from webapp import redis_runtime
 from webapp.extensions import db
 from webapp.inputs import MAX_ID, parse_int
 from webapp.models import (
     ConnectionStatus,
+    EntityType,
     IntegrationSettings,
     ProcoreConnection,
     ProcoreLink,
@@ -27,17 +26,18 @@ from webapp.models import (
     SyncRunItem,
 )
 from webapp.models.base import utcnow
-from webapp.models.sync import ProcoreWebhookEvent
+from webapp.models.sync import ProcoreWebhookEvent, SyncState
 from webapp.procore.api import ProcoreAPI
+from webapp.procore.errors import ProcoreError, ProcoreValidationError, body_message
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
-from webapp.services import sync
-from webapp.services.sync import FULL_KIND, SYNC_KIND, WEBHOOK_KIND
+from webapp.redis_runtime import get_redis
+from webapp.runs import service
+from webapp.runs.runner import Kind, RunContext, RunRunner, register
+from webapp.services import push, sync
+from webapp.services.sync import FULL_KIND, SYNC_KIND, SYNC_KINDS, WEBHOOK_KIND
 
 log = logging.getLogger(__name__)
 
-LEASE_SECONDS = 15 * 60
-STALE_AFTER = timedelta(minutes=45)  # a queued/running run older than this with no lease
-ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 RESOURCES = {"Company Users": USER, "Projects": PROJECT, "Standard Cost Codes": COST_CODE}
 EVENT_TYPES = ("create", "update", "delete")
 HOOK_NAMESPACE = "crewclock"
@@ -45,135 +45,31 @@ HOOK_ITEM = "webhook"  # SyncRunItem.entity_type of what registration could not 
 MAX_EVENTS_PER_RUN = 5000
 
 
-def _redis():
-    from webapp.redis_runtime import get_redis
-
-    return get_redis()
-
-
-class Lease(redis_runtime.Lease):
-    """One run per (company, kind) across all workers."""
-
-    def __init__(self, redis, key: str, ttl: int = LEASE_SECONDS) -> None:
-        super().__init__(redis, key, ttl)
-
-
-def lease_key(company_id: int, kind: str) -> str:
-    return f"crewclock:sync:lease:{company_id}:{kind}"
-
-
 # ==================================================================== starting runs
-def active_run(company_id: int, kind: str) -> SyncRun | None:
-    return db.session.scalar(
-        sa.select(SyncRun)
-        .where(
-            SyncRun.company_id == company_id,
-            SyncRun.kind == kind,
-            SyncRun.status.in_(ACTIVE),
-        )
-        .order_by(SyncRun.id.desc())
-        .limit(1)
-    )
+active_run = service.active
 
 
 def company_run(company_id: int, run_id: int, kind: str) -> SyncRun | None:
     """A run of this company and kind, or None (another company's, or another kind of run)."""
-    run = db.session.get(SyncRun, run_id)
-    if run is None or run.company_id != company_id or run.kind != kind:
-        return None
-    return run
-
-
-def _abandon_if_stale(run: SyncRun, redis) -> bool:
-    """Fail a run whose worker died long ago (no lease, old); True when it was abandoned."""
-    if redis.exists(lease_key(run.company_id, run.kind)):
-        return False
-    if run.created_at > utcnow() - STALE_AFTER:
-        return False
-    run.status, run.finished_at = RunStatus.FAILED, utcnow()
-    run.error = "Abandoned: the worker running it stopped."
-    db.session.commit()
-    return True
+    return service.get(company_id, run_id, kind)
 
 
 def start_sync(
     company_id: int, kind: str = SYNC_KIND, trigger: str = "manual", user_id: int | None = None
 ) -> tuple[SyncRun | None, bool]:
     """(run, created): queue a run of `kind`, or return the one already queued/running."""
-    from webapp import jobs
-
     if kind not in sync.SYNC_KINDS:
         raise ValueError(kind)
-    redis = _redis()
-    guard = f"crewclock:sync:start:{company_id}:{kind}"
-    token = secrets.token_hex(8)
-    for _ in range(50):  # two clicks at once: the second waits for the first to commit
-        if redis.set(guard, token, nx=True, ex=10):
-            break
-        time.sleep(0.02)
-    else:
-        return active_run(company_id, kind), False
     try:
-        existing = active_run(company_id, kind)
-        if existing is not None and not _abandon_if_stale(existing, redis):
-            return existing, False
-        run = SyncRun(
-            company_id=company_id,
-            kind=kind,
-            trigger=trigger,
-            status=RunStatus.QUEUED,
-            started_by_id=user_id,
-            checkpoint={},
-            stage="Waiting for a worker",
-        )
-        db.session.add(run)
-        db.session.commit()  # commit before enqueue: the job must find its row
-        from webapp.redis_runtime import get_queue
-
-        get_queue("sync").enqueue(
-            jobs.run_sync,
-            company_id,
-            run.id,
-            job_id=f"sync-run-{run.id}",
-            job_timeout=jobs.JOB_TIMEOUT,
-            retry=jobs.JOB_RETRY,
-            result_ttl=jobs.RESULT_TTL,
-            failure_ttl=jobs.FAILURE_TTL,
-        )
-        return run, True
-    finally:
-        redis.eval(redis_runtime.RELEASE_IF_OWNER, 1, guard, token)
-
-
-def _client_for(company_id: int, stats):
-    from webapp.services.connections import procore_client_for
-
-    return procore_client_for(company_id, stats=stats)
+        return service.start(company_id, kind, trigger=trigger, started_by_id=user_id)
+    except service.StartBusy:  # two clicks at once: the other one is starting it
+        return active_run(company_id, kind), False
 
 
 def execute_run(company_id: int, run_id: int, client=None) -> SyncRun | None:
-    """The job body: hold the (company, kind) lease, sync, record counts or the failure."""
-    run = db.session.get(SyncRun, run_id)
-    if run is None or run.company_id != company_id:
-        return None
-    if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
-        return run  # RQ ran it twice: the first finished it
-    lease = Lease(_redis(), lease_key(company_id, run.kind))
-    if not lease.acquire():
-        # Another run of this kind is still working: let RQ retry this one later.
-        raise LeaseBusy(f"another {run.kind} run is in progress for company {company_id}")
-    kind = run.kind
-    try:
-        result = _execute(run, lease, client)
-    finally:
-        lease.release()
-    if kind == WEBHOOK_KIND and result.status != RunStatus.FAILED and _pending_events(company_id):
-        enqueue_webhook_run(company_id)  # events that arrived while we were finishing
-    return result
-
-
-class LeaseBusy(RuntimeError):
-    """The (company, kind) lease is held by another run."""
+    """Run one sync run now (the job does the same through RunRunner)."""
+    ctx = RunRunner().handle(run_id, company_id=company_id, client=client)
+    return None if ctx is None else ctx.run
 
 
 def _pending_events(company_id: int) -> bool:
@@ -189,73 +85,57 @@ def _pending_events(company_id: int) -> bool:
     )
 
 
-def _execute(run: SyncRun, lease: Lease, client) -> SyncRun:
-    from webapp.procore.client import CallStats
-    from webapp.procore.errors import NeedsReauth, ProcoreAuthError
+@register
+class SyncRunKind(Kind):
+    """Incremental, full reconciliation and webhook runs; repeated failures pause syncing."""
 
-    company_id, run_id = run.company_id, run.id
-    was_failed = run.status == RunStatus.FAILED
-    stats = None
-    try:
-        run.status, run.error = RunStatus.RUNNING, None
-        run.started_at = utcnow()
-        run.finished_at = None
-        db.session.commit()
-        if client is None:
-            stats = CallStats()
-            client = _client_for(company_id, stats)
-        else:
-            stats = getattr(client, "stats", None)
-        calls_before = stats.calls if stats is not None else 0
-        limited_before = stats.rate_limited if stats is not None else 0
+    kinds = SYNC_KINDS
+
+    def needs_admin(self, exc: Exception) -> bool:
+        # A retry cannot help; the banner says why.
+        return super().needs_admin(exc) or isinstance(exc, sync.SyncRefused)
+
+    def run(self, ctx: RunContext) -> None:
+        run, company_id, client = ctx.run, ctx.company_id, ctx.client
         syncer = sync.Syncer(company_id, client, run)
         ensure_webhook(company_id, client, run)
         if run.kind == FULL_KIND:
             syncer.full()
         elif run.kind == WEBHOOK_KIND:
-            process_events(syncer, lease)
+            process_events(syncer, ctx.lease)
             syncer.outbound()
         else:
             syncer.incremental()
-        sync.run_record(run, syncer.tally, None)
-        if stats is not None:
-            run.api_calls = stats.calls - calls_before
-            run.http_429 = stats.rate_limited - limited_before
-        run.finished_at, run.stage = utcnow(), None
+        sync.run_record(run, syncer.tally)
         state = sync.state_for(company_id)
         state.consecutive_failures = 0
-        state.last_success_at = run.finished_at
-        db.session.commit()
-        return run
-    except Exception as exc:
-        db.session.rollback()
-        _record_failure(run_id, exc, was_failed, stats)
-        if isinstance(exc, (NeedsReauth, ProcoreAuthError, sync.SyncRefused)):
-            return db.session.get(SyncRun, run_id)  # a retry cannot help; the banner says why
-        raise
+        state.last_success_at = utcnow()
 
+    def failed(self, ctx: RunContext, exc: Exception) -> None:
+        run = ctx.run
+        state = sync.state_for(run.company_id)
+        state.last_failure_at = run.finished_at
+        if not ctx.was_failed:  # an RQ retry of the same run is not another failure in a row
+            state.consecutive_failures = (state.consecutive_failures or 0) + 1
+        if state.consecutive_failures >= sync.PAUSE_AFTER_FAILURES and state.paused_at is None:
+            state.paused_at = utcnow()
+            state.pause_reason = (
+                f"{state.consecutive_failures} sync runs failed in a row. Last error: {run.error}"
+            )[:2000]
+            log.warning(
+                "alert action=sync.paused company=%s failures=%s",
+                run.company_id,
+                state.consecutive_failures,
+            )
 
-def _record_failure(run_id: int, exc: Exception, was_failed: bool, stats) -> None:
-    run = db.session.get(SyncRun, run_id)
-    run.status, run.finished_at = RunStatus.FAILED, utcnow()
-    run.error = f"{type(exc).__name__}: {exc}"[:2000]
-    if stats is not None:
-        run.api_calls, run.http_429 = stats.calls, stats.rate_limited
-    state = sync.state_for(run.company_id)
-    state.last_failure_at = run.finished_at
-    if not was_failed:  # an RQ retry of the same run is not another failure in a row
-        state.consecutive_failures = (state.consecutive_failures or 0) + 1
-    if state.consecutive_failures >= sync.PAUSE_AFTER_FAILURES and state.paused_at is None:
-        state.paused_at = utcnow()
-        state.pause_reason = (
-            f"{state.consecutive_failures} sync runs failed in a row. Last error: {run.error}"
-        )[:2000]
-        log.warning(
-            "alert action=sync.paused company=%s failures=%s",
-            run.company_id,
-            state.consecutive_failures,
-        )
-    db.session.commit()
+    def after(self, ctx: RunContext) -> None:
+        run = ctx.run
+        if (
+            run.kind == WEBHOOK_KIND
+            and run.status != RunStatus.FAILED
+            and _pending_events(run.company_id)
+        ):
+            enqueue_webhook_run(run.company_id)  # events that arrived while we were finishing
 
 
 def resume(company_id: int) -> None:
@@ -268,8 +148,6 @@ def resume(company_id: int) -> None:
 # ==================================================================== the scheduler
 def companies_to_sync() -> list[int]:
     """Companies with an active connection, finished set-up, sync on and not paused."""
-    from webapp.models.sync import SyncState
-
     rows = db.session.execute(
         sa.select(IntegrationSettings, SyncState.paused_at)
         .join(ProcoreConnection, ProcoreConnection.company_id == IntegrationSettings.company_id)
@@ -288,7 +166,7 @@ def tick(now: datetime | None = None, company_ids: list[int] | None = None) -> l
         SYNC_KIND: int(config.get("SYNC_INTERVAL_SECONDS", 900)),
         FULL_KIND: int(config.get("SYNC_FULL_INTERVAL_SECONDS", 24 * 3600)),
     }
-    redis = _redis()
+    redis = get_redis()
     started = []
     for company_id in companies_to_sync() if company_ids is None else company_ids:
         for kind, period in periods.items():
@@ -309,9 +187,7 @@ def scheduler_loop(every: float = 30.0, stop=None) -> None:
             for started in tick():
                 log.info("sync scheduled %s", started)
             # Safety net for time card pushes whose enqueue was lost (Redis down at commit).
-            from webapp.services.push import enqueue_all_due
-
-            enqueue_all_due()
+            push.enqueue_all_due()
         except Exception:  # keep ticking through a Redis/DB blip
             db.session.rollback()
             log.exception("sync scheduler tick failed")
@@ -419,12 +295,10 @@ def enqueue_webhook_run(company_id: int) -> SyncRun | None:
     return run
 
 
-def process_events(syncer: sync.Syncer, lease: Lease) -> None:
+def process_events(syncer: sync.Syncer, lease) -> None:
     """Apply the company's pending webhook events: our own echoes and unlinked records are
     marked done without a call; every other record is fetched once by id (its current
     state, so duplicates, reordering and update-after-delete all end right)."""
-    from webapp.models import EntityType
-
     company_id = syncer.company_id
     client_id = current_app.config.get("PROCORE_CLIENT_ID")
     names_apps = _procore_names_apps(company_id, client_id)
@@ -571,8 +445,6 @@ def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
     synced resource and event Procore offers to company hooks. What Procore does not offer,
     or refuses, is written on the run's items (and the refusals on the sync panel); the
     regular and full syncs find those changes instead."""
-    from webapp.procore.errors import ProcoreError, ProcoreValidationError, body_message
-
     state = sync.state_for(company_id)
     settings = sync.settings_for(company_id)
     url = sync.webhook_url()

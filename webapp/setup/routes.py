@@ -4,7 +4,6 @@ import redis
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user
 
-from webapp import jobs
 from webapp.extensions import db
 from webapp.htmx import render_fragment, render_page_or_fragment
 from webapp.inputs import parse_id
@@ -14,6 +13,8 @@ from webapp.pagination import paginate
 from webapp.procore import mapping
 from webapp.procore.errors import ProcoreError
 from webapp.procore.mapping import COST_CODE, PROJECT, USER
+from webapp.runs import queueing
+from webapp.runs import service as runs
 from webapp.services import imports, line_item_types, links, push
 from webapp.setup import forms
 from webapp.tenancy import admin_required, current_company_id
@@ -243,9 +244,9 @@ def stage(entity_type: str):
     run, created = imports.create_run(current_company_id(), kind, current_user.id)
     db.session.commit()
     if created:
-        jobs.enqueue_run(jobs.stage_procore_records, run)
+        queueing.enqueue_run(run)
     else:
-        jobs.enqueue_if_lost(jobs.stage_procore_records, run)
+        runs.enqueue_if_lost(run)
     return render_fragment("setup/_progress.html", run=run, step_url=_step_url(entity_type))
 
 
@@ -316,9 +317,9 @@ def sync():
     run, created = imports.create_run(current_company_id(), imports.IMPORT_KIND, current_user.id)
     db.session.commit()
     if created:
-        jobs.enqueue_run(jobs.import_from_procore, run)
+        queueing.enqueue_run(run)
     else:
-        jobs.enqueue_if_lost(jobs.import_from_procore, run)
+        runs.enqueue_if_lost(run)
     return _render_step(5, errors=errors_shown, import_run=run, line_item_types=types)
 
 
