@@ -76,10 +76,6 @@ class TimeCard(IdMixin, TimestampMixin, db.Model):
         cascade="all, delete-orphan",
     )
 
-    @property
-    def editable_by_worker(self) -> bool:
-        return self.status in (TimeCardStatus.DRAFT, TimeCardStatus.REJECTED)
-
 
 class TimeEntry(IdMixin, TimestampMixin, db.Model):
     __tablename__ = "time_entry"

@@ -77,9 +77,6 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         return bool(self.password_hash) and check_password_hash(self.password_hash, password)
 
-    def has_role(self, *roles: Role) -> bool:
-        return self.role in roles
-
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN

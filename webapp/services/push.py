@@ -1879,14 +1879,6 @@ def procore_entry_url(
             f"/timecard_entries/{entry_id}"
         )
     return None
-    if "procore.com" in api_url:
-        return f"https://app.procore.com/{project_id}/project/timesheets/list"
-    if procore_company_id and entry_id:
-        return (
-            f"{api_url}/companies/{procore_company_id}/projects/{project_id}"
-            f"/timecard_entries/{entry_id}"
-        )
-    return None
 
 
 # =========================================================== the pre-send check
