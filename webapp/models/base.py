@@ -1,5 +1,6 @@
 """Shared column helpers for the models."""
 
+import enum
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -46,3 +47,14 @@ class TimestampMixin:
 def company_fk() -> Mapped[int]:
     """The tenant column every company-owned row carries."""
     return mapped_column(BigId, sa.ForeignKey("company.id", ondelete="CASCADE"), index=True)
+
+
+def str_enum(cls: type[enum.Enum], length: int = 30) -> sa.Enum:
+    """A string column for `cls` that stores each member's value, not its name.
+
+    A VARCHAR with a CHECK rather than a native enum type, so adding a member needs no
+    type migration on PostgreSQL.
+    """
+    return sa.Enum(
+        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
+    )

@@ -7,13 +7,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
-from webapp.models.base import BigId, IdMixin, TimestampMixin, UTCDateTime, company_fk, utcnow
-
-
-def _enum(cls, length: int = 30):
-    return sa.Enum(
-        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
-    )
+from webapp.models.base import (
+    BigId,
+    IdMixin,
+    TimestampMixin,
+    UTCDateTime,
+    company_fk,
+    str_enum,
+    utcnow,
+)
 
 
 class EntityType(enum.StrEnum):
@@ -61,7 +63,7 @@ class ProcoreLink(IdMixin, TimestampMixin, db.Model):
     )
 
     company_id: Mapped[int] = company_fk()
-    entity_type: Mapped[EntityType] = mapped_column(_enum(EntityType, 20))
+    entity_type: Mapped[EntityType] = mapped_column(str_enum(EntityType, 20))
     local_id: Mapped[int] = mapped_column(BigId)
     procore_id: Mapped[int] = mapped_column(BigId)
     # Hash of the last payload synced either way (echo suppression, "unchanged" counts).
@@ -89,16 +91,16 @@ class IntegrationSettings(TimestampMixin, db.Model):
     auto_import_users: Mapped[bool] = mapped_column(default=True)
     auto_import_cost_codes: Mapped[bool] = mapped_column(default=True)
     users_direction: Mapped[SyncDirection] = mapped_column(
-        _enum(SyncDirection), default=SyncDirection.PROCORE_TO_CREWCLOCK
+        str_enum(SyncDirection), default=SyncDirection.PROCORE_TO_CREWCLOCK
     )
     projects_direction: Mapped[SyncDirection] = mapped_column(
-        _enum(SyncDirection), default=SyncDirection.PROCORE_TO_CREWCLOCK
+        str_enum(SyncDirection), default=SyncDirection.PROCORE_TO_CREWCLOCK
     )
     cost_codes_direction: Mapped[SyncDirection] = mapped_column(
-        _enum(SyncDirection), default=SyncDirection.PROCORE_TO_CREWCLOCK
+        str_enum(SyncDirection), default=SyncDirection.PROCORE_TO_CREWCLOCK
     )
     timecard_trigger: Mapped[TimecardTrigger] = mapped_column(
-        _enum(TimecardTrigger), default=TimecardTrigger.ON_APPROVAL
+        str_enum(TimecardTrigger), default=TimecardTrigger.ON_APPROVAL
     )
     # Send waiting entries 25 at a time through v1.1 bulk_create (falls back to single POSTs).
     use_bulk_timecards: Mapped[bool] = mapped_column(default=False)
@@ -138,7 +140,7 @@ class SyncRun(IdMixin, db.Model):
     company_id: Mapped[int] = company_fk()
     kind: Mapped[str] = mapped_column(sa.String(40))  # e.g. import_users, push_timecards
     trigger: Mapped[str] = mapped_column(sa.String(20), default="manual")
-    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, 20), default=RunStatus.QUEUED)
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, 20), default=RunStatus.QUEUED)
     started_by_id: Mapped[int | None] = mapped_column(
         BigId, sa.ForeignKey("user_account.id", ondelete="SET NULL")
     )

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
-from webapp.models.base import BigId, TimestampMixin, UTCDateTime
+from webapp.models.base import BigId, TimestampMixin, UTCDateTime, str_enum
 
 
 class ConnectionStatus(enum.StrEnum):
@@ -37,12 +37,7 @@ class ProcoreConnection(TimestampMixin, db.Model):
         BigId, sa.ForeignKey("company.id", ondelete="CASCADE"), primary_key=True
     )
     status: Mapped[ConnectionStatus] = mapped_column(
-        sa.Enum(
-            ConnectionStatus,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(ConnectionStatus, 20),
         default=ConnectionStatus.ACTIVE,
     )
     procore_user_id: Mapped[int | None] = mapped_column(BigId)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
-from webapp.models.base import BigId, IdMixin, TimestampMixin, company_fk
+from webapp.models.base import BigId, IdMixin, TimestampMixin, company_fk, str_enum
 
 
 class TimeEntryMode(enum.StrEnum):
@@ -58,12 +58,7 @@ class Project(IdMixin, TimestampMixin, db.Model):
     longitude: Mapped[Decimal | None] = mapped_column(sa.Numeric(9, 6))
     active: Mapped[bool] = mapped_column(default=True)
     time_entry_mode: Mapped[TimeEntryMode] = mapped_column(
-        sa.Enum(
-            TimeEntryMode,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(TimeEntryMode, 20),
         default=TimeEntryMode.HOURS,
     )
 

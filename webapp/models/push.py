@@ -14,13 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
-from webapp.models.base import BigId, IdMixin, TimestampMixin, UTCDateTime, company_fk
-
-
-def _enum(cls, length: int = 30):
-    return sa.Enum(
-        cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e]
-    )
+from webapp.models.base import BigId, IdMixin, TimestampMixin, UTCDateTime, company_fk, str_enum
 
 
 class PushState(enum.StrEnum):
@@ -67,8 +61,8 @@ class ProcorePush(IdMixin, TimestampMixin, db.Model):
     time_card_id: Mapped[int] = mapped_column(BigId)
     # Stable external id sent as Procore's origin_id; the key of every reconcile lookup.
     origin_id: Mapped[str] = mapped_column(sa.String(64))
-    action: Mapped[PushAction] = mapped_column(_enum(PushAction, 10), default=PushAction.UPSERT)
-    state: Mapped[PushState] = mapped_column(_enum(PushState), default=PushState.PENDING)
+    action: Mapped[PushAction] = mapped_column(str_enum(PushAction, 10), default=PushAction.UPSERT)
+    state: Mapped[PushState] = mapped_column(str_enum(PushState), default=PushState.PENDING)
     # True from the moment a create is about to be sent until we know whether Procore made
     # it: while set, nothing may create again without first listing Procore's entries.
     create_in_doubt: Mapped[bool] = mapped_column(default=False)

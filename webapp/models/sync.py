@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
-from webapp.models.base import BigId, IdMixin, UTCDateTime, company_fk, utcnow
+from webapp.models.base import BigId, IdMixin, UTCDateTime, company_fk, str_enum, utcnow
 
 
 class ConflictPolicy(enum.StrEnum):
@@ -41,12 +41,7 @@ class SyncState(db.Model):
         BigId, sa.ForeignKey("company.id", ondelete="CASCADE"), primary_key=True
     )
     conflict_policy: Mapped[ConflictPolicy] = mapped_column(
-        sa.Enum(
-            ConflictPolicy,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        str_enum(ConflictPolicy, 20),
         default=ConflictPolicy.PROCORE_WINS,
     )
     consecutive_failures: Mapped[int] = mapped_column(default=0)

@@ -8,13 +8,15 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
-from webapp.models.base import BigId, IdMixin, TimestampMixin, UTCDateTime, company_fk, utcnow
-
-
-def _enum(cls):
-    return sa.Enum(
-        cls, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-    )
+from webapp.models.base import (
+    BigId,
+    IdMixin,
+    TimestampMixin,
+    UTCDateTime,
+    company_fk,
+    str_enum,
+    utcnow,
+)
 
 
 class TimeCardStatus(enum.StrEnum):
@@ -53,7 +55,7 @@ class TimeCard(IdMixin, TimestampMixin, db.Model):
     )
     week_start: Mapped[date]  # the Monday of the week
     status: Mapped[TimeCardStatus] = mapped_column(
-        _enum(TimeCardStatus), default=TimeCardStatus.DRAFT
+        str_enum(TimeCardStatus, 20), default=TimeCardStatus.DRAFT
     )
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -92,7 +94,7 @@ class TimeEntry(IdMixin, TimestampMixin, db.Model):
     end_time: Mapped[time | None]
     break_minutes: Mapped[int] = mapped_column(default=0)
     hours: Mapped[Decimal] = mapped_column(sa.Numeric(5, 2))
-    work_type: Mapped[WorkType] = mapped_column(_enum(WorkType), default=WorkType.REGULAR)
+    work_type: Mapped[WorkType] = mapped_column(str_enum(WorkType, 20), default=WorkType.REGULAR)
     notes: Mapped[str | None] = mapped_column(sa.Text)
 
     time_card = relationship("TimeCard", back_populates="entries")
@@ -135,7 +137,7 @@ class ClockSession(IdMixin, db.Model):
     )
     project_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("project.id"), index=True)
     cost_code_id: Mapped[int | None] = mapped_column(BigId, sa.ForeignKey("cost_code.id"))
-    work_type: Mapped[WorkType] = mapped_column(_enum(WorkType), default=WorkType.REGULAR)
+    work_type: Mapped[WorkType] = mapped_column(str_enum(WorkType, 20), default=WorkType.REGULAR)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     notes: Mapped[str | None] = mapped_column(sa.Text)
 

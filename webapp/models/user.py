@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
-from webapp.models.base import IdMixin, TimestampMixin, UTCDateTime, company_fk
+from webapp.models.base import IdMixin, TimestampMixin, UTCDateTime, company_fk, str_enum
 
 
 class Role(enum.StrEnum):
@@ -42,7 +42,7 @@ class User(IdMixin, TimestampMixin, UserMixin, db.Model):
     phone: Mapped[str | None] = mapped_column(sa.String(40))
     employee_id: Mapped[str | None] = mapped_column(sa.String(40))
     role: Mapped[Role] = mapped_column(
-        sa.Enum(Role, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        str_enum(Role, 20),
         default=Role.WORKER,
     )
     active: Mapped[bool] = mapped_column(default=True)
