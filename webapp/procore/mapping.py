@@ -7,6 +7,7 @@ Nothing here touches the database or the network, so every rule is testable on i
 import hashlib
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 USER = "user"
@@ -84,13 +85,30 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _int(value: Any) -> int | None:
+def procore_int(value: Any) -> int | None:
+    """A whole number from a Procore payload (a JSON number or a numeric string), or None.
+
+    Lenient on purpose, unlike webapp.inputs.parse_int for request input: Procore's own
+    payloads may carry ids as strings, and a true/false is never an id."""
     if isinstance(value, bool):
         return None
     try:
         return int(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's Infinity
         return None
+
+
+def parse_procore_time(raw: Any) -> datetime | None:
+    """A timestamp from a Procore payload ("2026-01-05T14:03:00Z"), timezone-aware, or None.
+
+    A stamp without a zone is read as UTC: the columns it goes into refuse naive times."""
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def payload_hash(payload: Any) -> str:
@@ -101,7 +119,7 @@ def payload_hash(payload: Any) -> str:
 
 def procore_id(payload: Any) -> int | None:
     """The record's Procore id, or None when the payload has no usable id."""
-    return _int(payload.get("id")) if isinstance(payload, dict) else None
+    return procore_int(payload.get("id")) if isinstance(payload, dict) else None
 
 
 # -- users -------------------------------------------------------------------------------
@@ -155,7 +173,7 @@ def cost_code_fields(payload: dict) -> dict:
 
 def cost_code_parent_id(payload: dict) -> int | None:
     """The Procore id of the code's division (None for divisions themselves)."""
-    return _int(payload.get("parent_id"))
+    return procore_int(payload.get("parent_id"))
 
 
 # -- one entry point per kind ------------------------------------------------------------

@@ -42,6 +42,7 @@ from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
 from webapp.procore.api import ProcoreAPI
+from webapp.procore.mapping import procore_int
 from webapp.runs import service
 from webapp.runs.kinds import RunKind
 from webapp.runs.runner import Kind, RunContext, RunRunner, register
@@ -174,13 +175,6 @@ def _hours(value) -> Decimal:
 def _nested(entry: dict, name: str) -> dict:
     value = entry.get(name)
     return value if isinstance(value, dict) else {}
-
-
-def _int(value) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _pending_reason(row: tuple | None) -> str:
@@ -339,7 +333,7 @@ class Checker:
                 ProcoreLookup.kind == push.PARTY,
             )
         ):
-            local = by_procore_user.get(_int(key))
+            local = by_procore_user.get(procore_int(key))
             if local is not None:
                 found[party_id] = local
         return found
@@ -369,7 +363,7 @@ class Checker:
             return
         # Not one we expect this week: attribute it by what Procore says it is.
         party = _nested(entry, "party")
-        person = people.get(_int(party.get("id")) or _int(entry.get("party_id")))
+        person = people.get(procore_int(party.get("id")) or procore_int(entry.get("party_id")))
         code = _nested(entry, "cost_code")
         full_code = code.get("full_code") or code.get("code")
         cost_code = codes.get(full_code) if full_code else None

@@ -45,6 +45,7 @@ from webapp.models.base import utcnow
 from webapp.models.push import WORK_STATES, ProcoreLookup, ProcorePush, PushAction, PushState
 from webapp.procore import mapping_timecards as mapping
 from webapp.procore.api import ProcoreAPI
+from webapp.procore.mapping import parse_procore_time
 from webapp.runs import queueing, service
 from webapp.runs.kinds import RunKind, StopReason
 from webapp.runs.runner import Kind, RunContext, RunRunner, register
@@ -1172,7 +1173,7 @@ class Pusher:
             # Sent again after an unanswered create: later drains watch for a late duplicate.
             create_in_doubt=f.row.id in self.recreate,
             payload_hash=mapping.payload_hash(payload),
-            procore_updated_at=_parse_time(entry.get("updated_at")),
+            procore_updated_at=parse_procore_time(entry.get("updated_at")),
             **_procore_copy(entry),
         )
 
@@ -1376,7 +1377,7 @@ class Pusher:
             f,
             PushState.DONE,
             payload_hash=digest,
-            procore_updated_at=_parse_time((entry or {}).get("updated_at")),
+            procore_updated_at=parse_procore_time((entry or {}).get("updated_at")),
             **_procore_copy(entry),
         )
 
@@ -1415,7 +1416,7 @@ class Pusher:
         seen = mapping.procore_payload_hashes(remote, zone)
         if row.payload_hash in seen:
             return True
-        updated_at = _parse_time(remote.get("updated_at"))
+        updated_at = parse_procore_time(remote.get("updated_at"))
         if ours is not None and mapping.payload_hash(ours) in seen:
             self.result.unchanged += 1
             _finish(
@@ -1540,15 +1541,6 @@ def _procore_copy(entry) -> dict:
         "procore_hash": mapping.procore_state_hash(entry),
         "procore_hours": mapping.procore_hours(entry),
     }
-
-
-def _parse_time(value) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 # ================================================================= running the drain

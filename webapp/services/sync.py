@@ -46,7 +46,7 @@ from webapp.models.sync import ConflictPolicy, SyncConflict, SyncCursor, SyncSta
 from webapp.procore import api as procore_api
 from webapp.procore import mapping
 from webapp.procore.api import Endpoint
-from webapp.procore.mapping import COST_CODE, PROJECT, USER
+from webapp.procore.mapping import COST_CODE, PROJECT, USER, parse_procore_time
 from webapp.runs.kinds import SYNC_KINDS as RUN_SYNC_KINDS
 from webapp.runs.kinds import RunKind
 
@@ -142,16 +142,6 @@ def to_procore(entity: str, record) -> dict:
         "country_code": values["country"],
         "active": values["active"],
     }
-
-
-def _parse_time(raw) -> datetime | None:
-    if not isinstance(raw, str) or not raw:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime) -> str:
@@ -293,7 +283,7 @@ def claim_own_echo(company_id: int, entity: str, procore_id: int, timestamp: str
 
     from webapp.redis_runtime import get_redis
 
-    stamped = _parse_time(timestamp)
+    stamped = parse_procore_time(timestamp)
     key = _echo_key(company_id, entity, procore_id)
     try:
         redis = get_redis()
@@ -505,7 +495,7 @@ class Syncer:
         pv = procore_values(entity, payload)
         lv = local_values(entity, record)
         ph, lh = values_hash(pv), values_hash(lv)
-        link.procore_updated_at = _parse_time(payload.get("updated_at"))
+        link.procore_updated_at = parse_procore_time(payload.get("updated_at"))
         if pv == lv:
             link.payload_hash = ph
             if link.sync_problem and not link.sync_problem.startswith(NOT_SENT):
@@ -942,7 +932,9 @@ class Syncer:
                 label = _label(entity, record)
                 if link.procore_id in ok:
                     link.payload_hash = lh
-                    link.procore_updated_at = _parse_time(ok[link.procore_id].get("updated_at"))
+                    link.procore_updated_at = parse_procore_time(
+                        ok[link.procore_id].get("updated_at")
+                    )
                     link.sync_problem = None
                     link.last_synced_at = self.now()
                     self._item(entity, link, label, "sent", None)

@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
-from webapp.inputs import MAX_ID, parse_int
+from webapp.inputs import parse_int
 from webapp.models import (
     ConnectionStatus,
     EntityType,
@@ -210,11 +210,6 @@ MAX_EVENT_ID = 2**64 - 1
 ULID_CHARS = re.compile(r"[0-9A-Za-z]{1,40}")
 
 
-def _int(value, maximum: int = MAX_ID) -> int | None:
-    """An id from the event (a JSON number, or a string in v4.0 payloads) within range."""
-    return parse_int(value, maximum=maximum)
-
-
 def _text(value, limit: int) -> str | None:
     """A string field as stored: no NUL bytes (PostgreSQL refuses them), at most `limit`."""
     if value is None:
@@ -239,17 +234,20 @@ def receive_event(body) -> tuple[ProcoreWebhookEvent | None, bool]:
     resource_name = body.get("resource_name") or body.get("resource_type")
     if not isinstance(event_type, str) or not isinstance(resource_name, str):
         raise BadEvent("event_type and resource_name are required")
-    resource_id = _int(body.get("resource_id"))
+    # A webhook body is untrusted request input, so its ids go through the strict request
+    # parser (ASCII digits within range), not the lenient Procore payload reader. Ids are
+    # JSON numbers, or strings in v4.0 payloads; parse_int takes both.
+    resource_id = parse_int(body.get("resource_id"))
     raw_id = body.get("id")
     ulid = body.get("ulid") if isinstance(body.get("ulid"), str) else None
-    event_id = _int(raw_id, maximum=MAX_EVENT_ID)
+    event_id = parse_int(raw_id, maximum=MAX_EVENT_ID)
     if ulid is None and isinstance(raw_id, str) and len(raw_id) == 26:
         ulid = raw_id  # v4.0 payloads: the id is the ULID
     if resource_id is None or (ulid is None and event_id is None):
         raise BadEvent("resource_id and an event id are required (whole numbers within 64 bits)")
     if ulid is not None and not ULID_CHARS.fullmatch(ulid):
         raise BadEvent("ulid must be up to 40 letters and digits")
-    procore_company = _int(body.get("company_id"))
+    procore_company = parse_int(body.get("company_id"))
     if body.get("company_id") is not None and procore_company is None:
         raise BadEvent("company_id must be a whole number within 64 bits")
     company_id = None
