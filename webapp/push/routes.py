@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import db
-from webapp.htmx import render_fragment, render_page_or_fragment
+from webapp.htmx import is_fragment_request, render_fragment, render_page_or_fragment
 from webapp.inputs import parse_date_checked, parse_id, parse_int
 from webapp.models import IntegrationSettings, TimeCard
 from webapp.runs import service as runs
@@ -260,7 +260,7 @@ def hours_start():
         context["week_value"] = request.form.get("week", "")[:20]
         return render_fragment("push/_hours.html", status=422, **context)
     run = hours_check.start_check(current_company_id(), week, current_user.id)
-    if request.headers.get("HX-Request") != "true":
+    if not is_fragment_request():
         return redirect(url_for("push.hours_run", check_id=run.id), code=303)
     return render_fragment("push/_hours.html", **_hours_context(week, run))
 
@@ -304,7 +304,7 @@ def hours_resend(check_id: int):
         )
     else:
         message = "Nothing to re-send: these entries were already sent again or changed here."
-    if request.headers.get("HX-Request") != "true":
+    if not is_fragment_request():
         return redirect(url_for("push.hours_run", check_id=check_id), code=303)
     run = _check_or_404(check_id)
     week = _week_of(run)
