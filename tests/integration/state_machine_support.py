@@ -502,7 +502,7 @@ def record_disagreements(world: World) -> list[str]:
             )
         )
     }
-    settings = sync.settings_for(world.company_id)
+    settings = sync.saved_settings(world.company_id)
     for entity, model in (("user", User), ("project", Project)):
         pairs = db.session.execute(
             sa.select(ProcoreLink, model)

@@ -149,7 +149,11 @@ def _iso(moment: datetime) -> str:
 
 
 # ==================================================================== settings and state
-def settings_for(company_id: int) -> IntegrationSettings | None:
+def saved_settings(company_id: int) -> IntegrationSettings | None:
+    """The company's integration settings, or None before the set-up wizard saved any.
+
+    Unlike imports.settings_for this never creates the row: the sync pages are GETs and the
+    sync jobs only read, and a company without settings simply has every direction off."""
     return db.session.get(IntegrationSettings, company_id)
 
 
@@ -324,7 +328,7 @@ class Syncer:
         self.client = client
         self.run = run
         self.now = now
-        self.settings = settings_for(company_id)
+        self.settings = saved_settings(company_id)
         if self.settings is None or self.settings.procore_company_id is None:
             raise SyncRefused("Finish the Procore set-up first (choose a Procore company).")
         self.pc = self.settings.procore_company_id

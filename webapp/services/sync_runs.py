@@ -285,7 +285,7 @@ def receive_event(body) -> tuple[ProcoreWebhookEvent | None, bool]:
 
 def enqueue_webhook_run(company_id: int) -> SyncRun | None:
     """Queue a webhook run for the company unless one is already waiting."""
-    settings = sync.settings_for(company_id)
+    settings = sync.saved_settings(company_id)
     if not sync.sync_enabled(settings) or sync.state_for(company_id).paused_at is not None:
         db.session.commit()
         return None
@@ -444,7 +444,7 @@ def ensure_webhook(company_id: int, client, run: SyncRun | None = None) -> None:
     or refuses, is written on the run's items (and the refusals on the sync panel); the
     regular and full syncs find those changes instead."""
     state = sync.state_for(company_id)
-    settings = sync.settings_for(company_id)
+    settings = sync.saved_settings(company_id)
     url = sync.webhook_url()
     secret = current_app.config.get("WEBHOOK_SECRET")
     if not (settings and settings.procore_company_id and url and secret):

@@ -41,8 +41,8 @@ def _context(company_id: int, message: str | None = None, kind: str = "success")
     return {
         "runs": paginate(_runs_query(company_id)),
         "state": state,
-        "settings": sync.settings_for(company_id),
-        "directions": sync.directions(sync.settings_for(company_id)),
+        "settings": sync.saved_settings(company_id),
+        "directions": sync.directions(sync.saved_settings(company_id)),
         "conflicts": sync.open_conflicts(company_id),
         "policies": list(ConflictPolicy),
         "kind_labels": sync.KIND_LABELS,
@@ -65,7 +65,7 @@ def index():
 def sync_now():
     """Queue an incremental sync now (or say that one is already running)."""
     company_id = current_company_id()
-    settings = sync.settings_for(company_id)
+    settings = sync.saved_settings(company_id)
     if not sync.sync_enabled(settings):
         message = "Finish the Procore set-up and turn on a sync direction first."
         return _panel(company_id, message, "error", 422)
@@ -80,7 +80,7 @@ def sync_now():
 def sync_full():
     """Queue a full reconciliation (also refreshes cost codes and finds deletions)."""
     company_id = current_company_id()
-    if not sync.sync_enabled(sync.settings_for(company_id)):
+    if not sync.sync_enabled(sync.saved_settings(company_id)):
         message = "Finish the Procore set-up and turn on a sync direction first."
         return _panel(company_id, message, "error", 422)
     _run, created = sync_runs.start_sync(company_id, sync.FULL_KIND, "manual", current_user.id)
