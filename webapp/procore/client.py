@@ -474,8 +474,9 @@ class ProcoreClient:
             body = _json_or_text(resp)
             if status == 401:
                 if refreshed:
-                    # The token source decides what a rejected fresh token means (B7: the
-                    # connection needs an admin to reconnect); fakes may not implement it.
+                    # The token source decides what a rejected fresh token means (a second 401
+                    # right after a refresh: the connection needs an admin to reconnect);
+                    # fakes may not implement it.
                     rejected = getattr(self.tokens, "rejected_after_refresh", None)
                     if rejected is not None:
                         rejected()

@@ -30,9 +30,10 @@ ORIGIN_PREFIX = "crewclock-entry-"
 # namespace followed by the zero-padded entry id.
 ORIGIN_ENTRY_SPACE = 10**9
 ORIGIN_NAMESPACES = (100_000, 1_000_000)  # [low, high)
-# Our work types -> Procore's abbreviated timecard time types (procore-api.md §8.6).
+# Our work types -> Procore's abbreviated timecard time types (the `abbreviated_time_type`
+# of Procore's timecard_time_types, e.g. "REG" for Regular Time).
 TIME_TYPE_CODES = {"regular": "REG", "overtime": "OT", "double_time": "DT"}
-BULK_CREATE_MAX = 25  # v1.1 project_timecard_entries/bulk_create (procore-api.md §9.3)
+BULK_CREATE_MAX = 25  # v1.1 project_timecard_entries/bulk_create takes at most 25 entries
 HOURS = "hours"
 START_STOP = "start_stop"
 
@@ -320,7 +321,7 @@ def describe_errors(body: object) -> str:
     return "Procore refused the entry"
 
 
-# --------------------------------------------------- Procore-side edits (reliability.md D5)
+# ---------------------- Procore-side edits (describing a conflict between the two copies)
 # How each field we send reads in a conflict reason; ids show no value (a bare id says
 # nothing to a person), times and numbers do.
 FIELD_LABELS = {

@@ -19,7 +19,8 @@ from webapp.runs.kinds import RunKind
 
 log = logging.getLogger(__name__)
 
-# Defaults every enqueue uses (reliability.md §2.7).
+# Defaults every enqueue uses: a job never runs unbounded, transient failures are retried
+# with back-off, and RQ keeps results briefly (the run history in the database is the record).
 JOB_TIMEOUT = 30 * 60
 JOB_RETRY = Retry(max=3, interval=[30, 120, 600])
 RESULT_TTL = 3600

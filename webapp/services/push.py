@@ -1,6 +1,6 @@
 """Time cards to Procore: the outbox written with each change, and the drain that sends it.
 
-Exactly once (reliability.md §2.5): each entry has one outbox row with a stable origin_id.
+Exactly once, whatever fails in between: each entry has one outbox row with a stable origin_id.
 Before a create is sent the row is marked `create_in_doubt` and committed; from then on no
 create for that row happens until Procore has been asked (listing the project's entries for
 the date and matching origin_id) whether the earlier one arrived. A worker killed anywhere,
@@ -1381,14 +1381,14 @@ class Pusher:
             **_procore_copy(entry),
         )
 
-    # ------------------------------------------------------ Procore-side edits (D5)
+    # ------------- Procore-side edits (an entry edited here and in Procore: never overwrite)
     def _unchanged_in_procore(self, f: _Facts, ours: dict | None) -> bool:
         """Read Procore's copy before overwriting or removing it (one GET by id).
 
         True: nobody changed the fields we send since our last write, go ahead. False: the
         row is settled here, as done when Procore already holds `ours` (e.g. the reply to
-        our last PATCH was lost), else as a conflict for a person (reliability.md §2.6:
-        after a push, Procore-side edits are raised, never silently overwritten).
+        our last PATCH was lost), else as a conflict for a person: once an entry has been
+        sent, an edit made in Procore is raised to an admin, never silently overwritten.
         """
         row = f.row
         if row.payload_hash is None or row.procore_project_id is None:

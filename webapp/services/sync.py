@@ -817,10 +817,10 @@ class Syncer:
 
         The set-up import stores Procore's `full_code` as our code and links each code to its
         division (`parent_id`). Unlike create, the sync action takes `code` *including* the
-        parent's prefix (procore-api.md §9.2), so we send our code as it is with the division's
-        Procore id; Procore's full code then equals ours and the echo is quiet. A code that
-        does not start with its division's code is held back here with a plain reason (Procore
-        would refuse it per item).
+        parent's prefix, so we send our code as it is with the division's Procore id;
+        Procore's full code then equals ours and the echo is quiet. A code that does not start
+        with its division's code is held back here with a plain reason (Procore would refuse it
+        per item).
         """
         parent_ids = {rec.parent_id for _, rec, _ in batch if rec.parent_id is not None}
         parents: dict[int, tuple[str, int | None]] = {}
