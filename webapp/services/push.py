@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import selectinload
 
 from webapp.extensions import db
 from webapp.models import (
@@ -188,6 +189,8 @@ def requeue_open_cards(company_id: int, today: date | None = None) -> int:
             TimeCard.company_id == company_id,
             sa.or_(TimeCard.week_start >= since, TimeCard.id.in_(with_rows)),
         )
+        # Every card's entries are read: load them together, not one query per card.
+        .options(selectinload(TimeCard.entries))
         .order_by(TimeCard.id)
     ).unique()
     return sum(_converge_card(card, trigger) for card in cards)
